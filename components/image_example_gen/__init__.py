@@ -1,0 +1,1 @@
+"""Custom ExampleGen for `<root>/<split>/<class>/<image>` folders."""

@@ -1,0 +1,85 @@
+"""ImageFolderExampleGen: a TFX component that turns class folders of images into Examples."""
+from __future__ import annotations
+
+import json
+from typing import Mapping, Optional, Sequence
+
+from tfx import types
+from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.image_example_gen import executor
+from pipeline import configs
+
+
+class IngestReport(types.Artifact):
+    """What ImageFolderExampleGen read: `summary.json` (counts) and `skipped.jsonl` (every skip)."""
+
+    TYPE_NAME = "ImageIngestReport"
+
+
+class ImageFolderExampleGenSpec(ComponentSpec):
+    PARAMETERS = {
+        executor.INPUT_BASE_KEY: ExecutionParameter(type=str),
+        executor.SPLIT_FOLDERS_KEY: ExecutionParameter(type=str),           # JSON object
+        executor.CLASSES_KEY: ExecutionParameter(type=str, optional=True),   # JSON list; unset: all
+        executor.EXCLUDE_CLASSES_KEY: ExecutionParameter(type=str, optional=True),  # JSON list
+        executor.SPLIT_RATIOS_KEY: ExecutionParameter(type=str, optional=True),     # JSON object
+        executor.ON_BAD_IMAGE_KEY: ExecutionParameter(type=str),
+        executor.ALLOW_MISSING_EVAL_CLASSES_KEY: ExecutionParameter(type=int),
+    }
+    INPUTS = {}
+    OUTPUTS = {
+        executor.EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples),
+        executor.INGEST_REPORT_KEY: ChannelParameter(type=IngestReport),
+    }
+
+
+class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
+    """Reads `<input_base>/<split folder>/<class>/<image>` into gzipped TFRecords of tf.Examples.
+
+    Each example holds the encoded image bytes as read, the int label (index in the sorted
+    included class names), the class name, the path relative to `input_base`, and the image's
+    height, width, channels and format. Outputs `examples` (splits train/eval[/test]) and
+    `ingest_report` (counts per split and class; every skipped file with its reason).
+    """
+
+    SPEC_CLASS = ImageFolderExampleGenSpec
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+
+    def __init__(
+        self,
+        input_base: str,
+        split_folders: Mapping[str, str] = configs.DEFAULT_SPLIT_FOLDERS,
+        classes: Optional[Sequence[str]] = configs.DEFAULT_CLASSES,
+        exclude_classes: Sequence[str] = (),
+        split_ratios: Optional[Mapping[str, float]] = None,
+        on_bad_image: str = configs.ON_BAD_IMAGE_FAIL,
+        allow_missing_eval_classes: bool = False,
+    ):
+        """
+        Args:
+          input_base: the data root.
+          split_folders: split folder name -> output split ("train", "eval", "test").
+          classes: class folders to ingest; None ingests every class folder found.
+          exclude_classes: class folders to leave out (their files are listed as skipped).
+          split_ratios: e.g. {"train": 0.8, "eval": 0.2}: hash-split a single folder.
+          on_bad_image: "fail" stops on files with an image extension that cannot be decoded;
+            "skip" leaves them out, counted and listed in the ingest report.
+          allow_missing_eval_classes: accept an included class with no images in eval/test.
+        """
+        if on_bad_image not in configs.ON_BAD_IMAGE_CHOICES:
+            raise ValueError(f"on_bad_image must be one of {configs.ON_BAD_IMAGE_CHOICES}")
+        spec = ImageFolderExampleGenSpec(
+            input_base=input_base,
+            split_folders=json.dumps(dict(split_folders), sort_keys=True),
+            classes=None if classes is None else json.dumps(list(classes)),
+            exclude_classes=json.dumps(list(exclude_classes)) if exclude_classes else None,
+            split_ratios=json.dumps(dict(split_ratios), sort_keys=True) if split_ratios else None,
+            on_bad_image=on_bad_image,
+            allow_missing_eval_classes=int(allow_missing_eval_classes),
+            examples=types.Channel(type=standard_artifacts.Examples),
+            ingest_report=types.Channel(type=IngestReport),
+        )
+        super().__init__(spec=spec)

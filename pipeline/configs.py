@@ -1,0 +1,146 @@
+"""Every constant and default of the FER pipeline, in one place.
+
+Feature keys, class names, split folder names and run profiles are defined here and imported
+everywhere else; nothing downstream re-spells them.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Dict, Mapping, Optional, Tuple
+
+PIPELINE_NAME = "fer-pipeline"
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# --- Raw features written by ImageFolderExampleGen (one tf.Example per image) ----------------
+IMAGE_KEY = "image"                # encoded image bytes exactly as read from disk
+LABEL_KEY = "label"                # int64 class id (index into the sorted class names)
+LABEL_NAME_KEY = "label_name"      # class folder name, e.g. b"happy"
+SOURCE_PATH_KEY = "source_path"    # path relative to the data root, e.g. b"Training/happy/x.jpg"
+IMAGE_HEIGHT_KEY = "image_height"
+IMAGE_WIDTH_KEY = "image_width"
+IMAGE_CHANNELS_KEY = "image_channels"
+IMAGE_FORMAT_KEY = "image_format"  # b"JPEG", b"PNG", b"BMP" or b"GIF"
+
+# Features present at serving time (a client sends only the encoded image).
+SERVING_FEATURE_KEYS = (IMAGE_KEY,)
+
+
+def transformed_name(key: str) -> str:
+    """Name of a feature after Transform (TFX convention: `_xf` suffix)."""
+    return key + "_xf"
+
+
+# --- Classes ----------------------------------------------------------------------------------
+# All FER2013 classes. Label ids are the index in the *sorted* list of included class names, so
+# they are the same on every machine and run for the same class selection.
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The original study used six classes; `disgust` (436 training images) is opt-in.
+DEFAULT_CLASSES = tuple(c for c in FER2013_CLASSES if c != "disgust")
+
+# --- Splits -----------------------------------------------------------------------------------
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+TEST_SPLIT = "test"
+# Split folder name -> output split. FER2013's names and Kaggle's; override with --split-folders.
+DEFAULT_SPLIT_FOLDERS: Dict[str, str] = {
+    "Training": TRAIN_SPLIT,
+    "train": TRAIN_SPLIT,
+    "PublicTest": EVAL_SPLIT,
+    "test": EVAL_SPLIT,
+    "PrivateTest": TEST_SPLIT,
+}
+REQUIRED_SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+
+# --- Image files ------------------------------------------------------------------------------
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Formats tf.io.decode_image (used by Transform and serving) can decode.
+DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+
+# Bad-input policies for files with an image extension that cannot be used as an image.
+ON_BAD_IMAGE_FAIL = "fail"  # stop the run, listing the offending files
+ON_BAD_IMAGE_SKIP = "skip"  # count, list in the ingest report, and go on
+ON_BAD_IMAGE_CHOICES = (ON_BAD_IMAGE_FAIL, ON_BAD_IMAGE_SKIP)
+
+# --- Schema -----------------------------------------------------------------------------------
+SCHEMA_DIR = os.path.join(PROJECT_ROOT, "schema")
+
+# --- Transform --------------------------------------------------------------------------------
+DEFAULT_IMAGE_SIZE = 48
+DEFAULT_CHANNELS = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """A named bundle of run settings (data size, Beam parallelism, model input)."""
+
+    name: str
+    description: str
+    image_size: int = DEFAULT_IMAGE_SIZE
+    channels: int = DEFAULT_CHANNELS
+    beam_direct_running_mode: str = "in_memory"
+    beam_direct_num_workers: int = 1
+
+    def beam_pipeline_args(self) -> Tuple[str, ...]:
+        return (
+            f"--direct_running_mode={self.beam_direct_running_mode}",
+            f"--direct_num_workers={self.beam_direct_num_workers}",
+        )
+
+
+PROFILES: Mapping[str, Profile] = {
+    "demo": Profile(
+        name="demo",
+        description="generated demo faces, a few hundred images: the whole run in minutes",
+    ),
+    "cpu": Profile(
+        name="cpu",
+        description="FER2013-sized data on a 2-core CPU machine",
+        beam_direct_running_mode="multi_processing",
+        beam_direct_num_workers=2,
+    ),
+    "gpu": Profile(
+        name="gpu",
+        description="FER2013-sized data with an accelerator for training",
+        beam_direct_running_mode="multi_processing",
+        beam_direct_num_workers=0,  # 0 = one worker per CPU core
+    ),
+}
+DEFAULT_PROFILE = "demo"
+
+# --- Demo data --------------------------------------------------------------------------------
+DEMO_IMAGES_PER_CLASS = {TRAIN_SPLIT: 60, EVAL_SPLIT: 20}
+DEMO_SEED = 2013
+
+# --- Output layout (local runs) ---------------------------------------------------------------
+DEFAULT_OUTPUT_DIR = os.path.join(PROJECT_ROOT, "outputs")
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputLayout:
+    """Where a local run writes: artifacts, ML Metadata, and (later) the serving directory."""
+
+    root: str
+
+    @property
+    def pipeline_root(self) -> str:
+        return os.path.join(self.root, "pipeline_root")
+
+    @property
+    def metadata_path(self) -> str:
+        return os.path.join(self.root, "metadata", "metadata.sqlite")
+
+    @property
+    def serving_dir(self) -> str:
+        return os.path.join(self.root, "serving")
+
+    @property
+    def demo_data_dir(self) -> str:
+        return os.path.join(self.root, "demo_data")
+
+
+def get_profile(name: Optional[str]) -> Profile:
+    try:
+        return PROFILES[name or DEFAULT_PROFILE]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}") from None

@@ -1,0 +1,72 @@
+"""Read what a pipeline run produced from ML Metadata (for the CLI summary and the tests)."""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional
+
+from ml_metadata import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.dsl.compiler import constants
+
+_STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+@dataclasses.dataclass
+class NodeOutputs:
+    node_id: str
+    state: str                                                  # COMPLETE, CACHED, FAILED, ...
+    artifacts: Dict[str, List[metadata_store_pb2.Artifact]]     # output key -> artifacts
+
+    def uri(self, key: str) -> str:
+        return self.artifacts[key][0].uri
+
+    def property(self, key: str, name: str):
+        value = self.artifacts[key][0].custom_properties[name]
+        return getattr(value, value.WhichOneof("value"))
+
+
+@dataclasses.dataclass
+class RunOutputs:
+    run_id: str
+    nodes: Dict[str, NodeOutputs]
+
+    def __getitem__(self, node_id: str) -> NodeOutputs:
+        return self.nodes[node_id]
+
+
+def sqlite_store(metadata_path: str) -> metadata_store.MetadataStore:
+    config = metadata_store_pb2.ConnectionConfig()
+    config.sqlite.filename_uri = metadata_path
+    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
+    return metadata_store.MetadataStore(config)
+
+
+def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> Optional[RunOutputs]:
+    """Outputs of every node executed in the most recent run of `pipeline_name`."""
+    pipeline_ctx = store.get_context_by_type_and_name(constants.PIPELINE_CONTEXT_TYPE_NAME,
+                                                      pipeline_name)
+    if pipeline_ctx is None:
+        return None
+    pipeline_execution_ids = {e.id for e in store.get_executions_by_context(pipeline_ctx.id)}
+    runs = [c for c in store.get_contexts_by_type(constants.PIPELINE_RUN_CONTEXT_TYPE_NAME)
+            if pipeline_execution_ids.intersection(
+                e.id for e in store.get_executions_by_context(c.id))]
+    if not runs:
+        return None
+    run = max(runs, key=lambda c: (c.create_time_since_epoch, c.id))
+    node_type = store.get_context_type(constants.NODE_CONTEXT_TYPE_NAME)
+    nodes: Dict[str, NodeOutputs] = {}
+    for execution in sorted(store.get_executions_by_context(run.id), key=lambda e: e.id):
+        node_ctx = [c for c in store.get_contexts_by_execution(execution.id)
+                    if c.type_id == node_type.id]
+        node_id = node_ctx[0].name.split(".", 1)[-1] if node_ctx else str(execution.id)
+        outputs: Dict[str, List[int]] = {}
+        for event in store.get_events_by_execution_ids([execution.id]):
+            if event.type in (metadata_store_pb2.Event.OUTPUT,
+                              metadata_store_pb2.Event.DECLARED_OUTPUT):
+                key = event.path.steps[0].key if event.path.steps else ""
+                outputs.setdefault(key, []).append(event.artifact_id)
+        artifacts = {k: list(store.get_artifacts_by_id(ids)) for k, ids in outputs.items()}
+        nodes[node_id] = NodeOutputs(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
+                                     artifacts)
+    return RunOutputs(run.name, nodes)
