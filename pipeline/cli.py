@@ -100,12 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
 class _ProgressFilter(logging.Filter):
     """Keeps the orchestrator's 'Component X is running/finished' lines and our own logs."""
 
-    _KEEP = (os.path.join("tfx", "orchestration", "local") + os.sep,
-             os.path.join(configs.PROJECT_ROOT, "components") + os.sep,
+    _ORCHESTRATOR = os.path.join("tfx", "orchestration", "local") + os.sep
+    _OURS = (os.path.join(configs.PROJECT_ROOT, "components") + os.sep,
              os.path.join(configs.PROJECT_ROOT, "pipeline") + os.sep)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno >= logging.WARNING or any(k in record.pathname for k in self._KEEP)
+        if record.levelno >= logging.WARNING or record.pathname.startswith(self._OURS):
+            return True
+        return self._ORCHESTRATOR in record.pathname and str(record.msg).startswith("Component")
 
 
 def _configure_logging(verbose: bool) -> None:

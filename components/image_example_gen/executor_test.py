@@ -1,0 +1,272 @@
+"""ImageFolderExampleGen executor on tiny generated folders, every bad input included."""
+import gzip
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from tfx.dsl.components.base import base_beam_executor
+from tfx.types import artifact_utils, standard_artifacts
+
+from components.image_example_gen import executor
+from components.image_example_gen.component import ImageFolderExampleGen, IngestReport
+from components.image_example_gen.layout import LayoutError
+from pipeline import configs
+from tests import image_folders
+
+CLASSES = ("happy", "sad")
+
+
+def run_executor(root, out_dir, **params):
+    examples = standard_artifacts.Examples()
+    examples.uri = os.path.join(out_dir, "examples")
+    report = IngestReport()
+    report.uri = os.path.join(out_dir, "report")
+    exec_properties = {
+        executor.INPUT_BASE_KEY: root,
+        executor.SPLIT_FOLDERS_KEY: json.dumps(params.pop("split_folders",
+                                                          configs.DEFAULT_SPLIT_FOLDERS)),
+        executor.CLASSES_KEY: json.dumps(params.pop("classes", list(CLASSES))),
+        executor.EXCLUDE_CLASSES_KEY: json.dumps(params.pop("exclude_classes", [])),
+        executor.SPLIT_RATIOS_KEY: (json.dumps(params["split_ratios"])
+                                    if params.get("split_ratios") else None),
+        executor.ON_BAD_IMAGE_KEY: params.pop("on_bad_image", configs.ON_BAD_IMAGE_FAIL),
+        executor.ALLOW_MISSING_EVAL_CLASSES_KEY: int(params.pop("allow_missing", False)),
+    }
+    params.pop("split_ratios", None)
+    assert not params, params
+    context = base_beam_executor.BaseBeamExecutor.Context(
+        beam_pipeline_args=["--direct_running_mode=in_memory"])
+    executor.Executor(context).Do({}, {executor.EXAMPLES_KEY: [examples],
+                                       executor.INGEST_REPORT_KEY: [report]}, exec_properties)
+    return examples, report
+
+
+def read_examples(examples, split):
+    split_dir = artifact_utils.get_split_uri([examples], split)
+    out = []
+    for name in sorted(os.listdir(split_dir)):
+        ds = tf.data.TFRecordDataset(os.path.join(split_dir, name), compression_type="GZIP")
+        out.extend(tf.train.Example.FromString(r.numpy()) for r in ds)
+    return out
+
+
+def feature(example, key):
+    f = example.features.feature[key]
+    values = f.bytes_list.value or f.int64_list.value
+    assert len(values) == 1
+    return values[0]
+
+
+@pytest.fixture
+def good_root(tmp_path):
+    return image_folders.make_folders(str(tmp_path / "data"), CLASSES, per_class=3)
+
+
+def test_good_folders_become_examples_with_every_feature(good_root, tmp_path):
+    examples, report = run_executor(good_root, str(tmp_path / "out"))
+
+    assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
+    train = read_examples(examples, "train")
+    assert len(train) == 6 and len(read_examples(examples, "eval")) == 6
+    by_path = {feature(e, configs.SOURCE_PATH_KEY).decode(): e for e in train}
+    ex = by_path["Training/sad/img_1.jpg"]
+    with open(os.path.join(good_root, "Training/sad/img_1.jpg"), "rb") as f:
+        assert feature(ex, configs.IMAGE_KEY) == f.read()  # bytes exactly as read
+    assert feature(ex, configs.LABEL_KEY) == 1               # sorted: happy=0, sad=1
+    assert feature(ex, configs.LABEL_NAME_KEY) == b"sad"
+    assert feature(ex, configs.IMAGE_HEIGHT_KEY) == 48
+    assert feature(ex, configs.IMAGE_WIDTH_KEY) == 48
+    assert feature(ex, configs.IMAGE_CHANNELS_KEY) == 1
+    assert feature(ex, configs.IMAGE_FORMAT_KEY) == b"JPEG"
+
+    summary = executor.read_summary(report.uri)
+    assert summary["label_map"] == {"happy": 0, "sad": 1}
+    assert summary["examples"] == {"train": {"happy": 3, "sad": 3}, "eval": {"happy": 3, "sad": 3}}
+    assert summary["files_seen"] == 12 and summary["skipped_total"] == 0
+    with open(os.path.join(examples.uri, executor.LABEL_MAP_FILE)) as f:
+        assert json.load(f) == {"happy": 0, "sad": 1}
+    assert examples.get_json_value_custom_property(executor.LABEL_NAMES_PROPERTY) == ["happy",
+                                                                                        "sad"]
+
+
+def _add_bad_inputs(root):
+    """Every kind of bad input, in the training split. Returns path -> expected skip reason."""
+    train = os.path.join(root, "Training")
+    valid_jpeg = image_folders.encode(image_folders.face("happy", 7))
+    w = image_folders.write
+    w(os.path.join(train, "happy", "truncated.jpg"), valid_jpeg[: len(valid_jpeg) // 2])
+    w(os.path.join(train, "happy", "corrupt.jpg"),
+      valid_jpeg[:20] + np.random.default_rng(0).bytes(400))
+    w(os.path.join(train, "happy", "empty.jpg"), b"")
+    w(os.path.join(train, "happy", "text.jpg"), b"this is not an image\n")
+    w(os.path.join(train, "sad", "scan.png"), b"II*\x00" + b"\x00" * 64)  # TIFF named .png
+    w(os.path.join(train, "sad", "notes.txt"), b"labelling notes\n")
+    w(os.path.join(train, "sad", ".DS_Store"), b"\x00\x00\x00\x01Bud1")
+    os.makedirs(os.path.join(train, "sad", "nested.jpg"))  # a directory with an image name
+    w(os.path.join(train, "README.txt"), b"split-level file\n")
+    w(os.path.join(train, "contempt", "c_0.jpg"), valid_jpeg)  # class not included
+    return {
+        "Training/happy/truncated.jpg": executor.REASON_CORRUPT,
+        "Training/happy/corrupt.jpg": executor.REASON_CORRUPT,
+        "Training/happy/empty.jpg": executor.REASON_EMPTY,
+        "Training/happy/text.jpg": executor.REASON_NOT_AN_IMAGE,
+        "Training/sad/scan.png": executor.REASON_UNSUPPORTED_FORMAT,
+        "Training/sad/notes.txt": executor.REASON_NOT_IMAGE_FILE,
+        "Training/sad/.DS_Store": "hidden_entry",
+        "Training/sad/nested.jpg": executor.REASON_DIRECTORY,
+        "Training/README.txt": "not_in_class_folder",
+        "Training/contempt/c_0.jpg": executor.REASON_CLASS_NOT_INCLUDED,
+    }
+
+
+def _add_accepted_variants(root):
+    """Valid images that are not 48x48 grayscale JPEG: kept, with their true properties."""
+    train = os.path.join(root, "Training")
+    rgb = np.stack([image_folders.face("sad", 3)] * 3, axis=-1)
+    w = image_folders.write
+    w(os.path.join(train, "sad", "rgb.jpg"), image_folders.encode(rgb))
+    w(os.path.join(train, "sad", "big.JPG"), image_folders.encode(image_folders.face("sad", 4, 64)))
+    w(os.path.join(train, "happy", "face.png"), image_folders.encode(image_folders.face(), "PNG"))
+    w(os.path.join(train, "happy", "face.bmp"), image_folders.encode(image_folders.face(), "BMP"))
+    w(os.path.join(train, "happy", "png_named.jpg"),
+      image_folders.encode(image_folders.face(), "PNG"))
+    return {
+        "Training/sad/rgb.jpg": (b"JPEG", 48, 48, 3),
+        "Training/sad/big.JPG": (b"JPEG", 64, 64, 1),
+        "Training/happy/face.png": (b"PNG", 48, 48, 1),
+        "Training/happy/face.bmp": (b"BMP", 48, 48, 1),
+        "Training/happy/png_named.jpg": (b"PNG", 48, 48, 1),  # format from content, not name
+    }
+
+
+def test_bad_inputs_are_skipped_counted_and_listed(good_root, tmp_path):
+    expected_skips = _add_bad_inputs(good_root)
+    accepted = _add_accepted_variants(good_root)
+
+    examples, report = run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
+
+    skipped = {s["path"]: s for s in executor.read_skipped(report.uri)}
+    assert {p: s["reason"] for p, s in skipped.items()} == expected_skips
+    assert skipped["Training/happy/truncated.jpg"]["detail"].startswith("JPEG: ")
+    train = {feature(e, configs.SOURCE_PATH_KEY).decode(): e for e in read_examples(examples,
+                                                                                     "train")}
+    for path, (fmt, h, w, c) in accepted.items():
+        e = train[path]
+        got = tuple(feature(e, k) for k in (configs.IMAGE_FORMAT_KEY, configs.IMAGE_HEIGHT_KEY,
+                                            configs.IMAGE_WIDTH_KEY, configs.IMAGE_CHANNELS_KEY))
+        assert got == (fmt, h, w, c), path
+    summary = executor.read_summary(report.uri)
+    # records in = records out + skipped, per the report and per the files on disk.
+    assert summary["files_seen"] == summary["examples_total"] + summary["skipped_total"]
+    assert summary["examples_total"] == 12 + len(accepted)
+    assert summary["skipped_total"] == len(expected_skips)
+    assert summary["bad_images"] == 5
+    assert summary["skipped"][executor.REASON_CORRUPT] == 2
+    assert report.get_int_custom_property("bad_images") == 5
+
+
+def test_bad_images_fail_by_default_with_a_clear_listing(good_root, tmp_path):
+    _add_bad_inputs(good_root)
+    with pytest.raises(executor.BadInputError) as err:
+        run_executor(good_root, str(tmp_path / "out"))
+    msg = str(err.value)
+    assert "5 file(s)" in msg
+    assert "Training/happy/truncated.jpg: corrupt_image" in msg
+    assert "Training/happy/empty.jpg: empty_file" in msg
+    assert "--on-bad-image skip" in msg
+    # The full list is still written where the message says.
+    assert os.path.exists(os.path.join(str(tmp_path / "out"), "report", executor.SKIPPED_FILE))
+
+
+def test_every_accepted_image_decodes_with_tensorflow(good_root, tmp_path):
+    _add_bad_inputs(good_root)
+    _add_accepted_variants(good_root)
+    examples, _ = run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
+    for e in read_examples(examples, "train"):
+        image = tf.io.decode_image(feature(e, configs.IMAGE_KEY), expand_animations=False)
+        assert image.shape[0] == feature(e, configs.IMAGE_HEIGHT_KEY)
+
+
+def test_empty_class_folder_is_an_error(good_root, tmp_path):
+    for name in os.listdir(os.path.join(good_root, "PublicTest", "sad")):
+        os.remove(os.path.join(good_root, "PublicTest", "sad", name))
+    with pytest.raises(executor.BadInputError, match=r"\['sad'\] have no usable images in "
+                                                     r"split 'eval'"):
+        run_executor(good_root, str(tmp_path / "out"))
+
+
+def test_empty_eval_class_can_be_allowed(good_root, tmp_path):
+    for name in os.listdir(os.path.join(good_root, "PublicTest", "sad")):
+        os.remove(os.path.join(good_root, "PublicTest", "sad", name))
+    _, report = run_executor(good_root, str(tmp_path / "out"), allow_missing=True)
+    assert executor.read_summary(report.uri)["examples"]["eval"] == {"happy": 3, "sad": 0}
+
+
+def test_class_whose_files_are_all_bad_is_an_error_in_train(good_root, tmp_path):
+    sad = os.path.join(good_root, "Training", "sad")
+    for name in os.listdir(sad):
+        image_folders.write(os.path.join(sad, name), b"")
+    with pytest.raises(executor.BadInputError, match=r"\['sad'\] have no usable images in "
+                                                     r"split 'train'"):
+        run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
+
+
+def test_excluded_class_files_are_listed_not_dropped(tmp_path):
+    root = image_folders.make_folders(str(tmp_path / "data"), ("disgust", "happy", "sad"), 2)
+    examples, report = run_executor(root, str(tmp_path / "out"))  # classes: happy, sad
+    summary = executor.read_summary(report.uri)
+    assert summary["skipped"] == {executor.REASON_CLASS_NOT_INCLUDED: 4}
+    assert summary["files_seen"] == 12
+    assert {s["class"] for s in executor.read_skipped(report.uri)} == {"disgust"}
+
+
+def test_opting_in_a_class_shifts_label_ids_by_sorted_name(tmp_path):
+    root = image_folders.make_folders(str(tmp_path / "data"), ("disgust", "happy", "sad"), 1)
+    _, report = run_executor(root, str(tmp_path / "out"), classes=["sad", "happy", "disgust"])
+    assert executor.read_summary(report.uri)["label_map"] == {"disgust": 0, "happy": 1, "sad": 2}
+
+
+def test_hash_split_of_a_single_folder_is_deterministic(tmp_path):
+    root = str(tmp_path / "data")
+    for cls in CLASSES:
+        for i in range(20):
+            image_folders.write(os.path.join(root, cls, f"{i}.jpg"),
+                                image_folders.encode(image_folders.face(cls, i)))
+    ratios = {"train": 0.75, "eval": 0.25}
+    ex1, report1 = run_executor(root, str(tmp_path / "o1"), split_ratios=ratios)
+    ex2, _ = run_executor(root, str(tmp_path / "o2"), split_ratios=ratios)
+    paths = lambda ex, s: sorted(feature(e, configs.SOURCE_PATH_KEY) for e in read_examples(ex, s))
+    assert paths(ex1, "eval") == paths(ex2, "eval")
+    n_train, n_eval = len(paths(ex1, "train")), len(paths(ex1, "eval"))
+    assert n_train + n_eval == 40 and 20 <= n_train <= 38
+    assert all(executor.hash_split(p.decode(), ratios) == "eval" for p in paths(ex1, "eval"))
+
+
+def test_layout_errors_surface_before_beam(tmp_path):
+    with pytest.raises(LayoutError, match="does not exist"):
+        run_executor(str(tmp_path / "nope"), str(tmp_path / "out"))
+
+
+def test_output_files_are_gzipped_tfrecords(good_root, tmp_path):
+    examples, _ = run_executor(good_root, str(tmp_path / "out"))
+    split_dir = artifact_utils.get_split_uri([examples], "train")
+    files = os.listdir(split_dir)
+    assert files and all(f.startswith("data_tfrecord") and f.endswith(".gz") for f in files)
+    with gzip.open(os.path.join(split_dir, files[0])) as f:
+        f.read(16)
+
+
+def test_component_rejects_unknown_policy():
+    with pytest.raises(ValueError, match="on_bad_image"):
+        ImageFolderExampleGen(input_base="/data", on_bad_image="ignore")
+
+
+def test_component_serializes_its_parameters():
+    gen = ImageFolderExampleGen(input_base="/data", classes=None, split_ratios={"train": 4,
+                                                                                "eval": 1})
+    props = gen.exec_properties
+    assert props[executor.CLASSES_KEY] is None
+    assert json.loads(props[executor.SPLIT_RATIOS_KEY]) == {"eval": 1, "train": 4}
+    assert set(gen.outputs) == {executor.EXAMPLES_KEY, executor.INGEST_REPORT_KEY}
