@@ -70,6 +70,15 @@ DEFAULT_IMAGE_SIZE = 48
 DEFAULT_CHANNELS = 1
 
 
+# --- Models -----------------------------------------------------------------------------------
+ARCHITECTURES = ("vgg16", "resnet50")
+# Used when tuning is off, and as the first trial of every search.
+DEFAULT_HYPERPARAMETERS = {
+    "vgg16": {"learning_rate": 1e-3, "optimizer": "adam", "dropout": 0.5, "head_units": 256},
+    "resnet50": {"learning_rate": 1e-3, "optimizer": "adam", "dropout": 0.3, "head_units": 0},
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Profile:
     """A named bundle of run settings (data size, Beam parallelism, model input)."""
@@ -96,12 +105,14 @@ PROFILES: Mapping[str, Profile] = {
     "cpu": Profile(
         name="cpu",
         description="FER2013-sized data on a 2-core CPU machine",
-        beam_direct_running_mode="multi_processing",
-        beam_direct_num_workers=2,
+        # One in-process Beam worker: on 2 cores, for FER2013's 32k images, starting worker
+        # processes costs more than it saves (data half 63 s vs 104 s; BENCHMARKS.md).
+        beam_direct_running_mode="in_memory",
+        beam_direct_num_workers=1,
     ),
     "gpu": Profile(
         name="gpu",
-        description="FER2013-sized data with an accelerator for training",
+        description="FER2013-sized or larger data on a many-core machine with an accelerator",
         beam_direct_running_mode="multi_processing",
         beam_direct_num_workers=0,  # 0 = one worker per CPU core
     ),

@@ -32,8 +32,13 @@ def create_pipeline(
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = False,
+    transform_statistics: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline: image folders -> examples -> statistics/validation -> Transform.
+
+    `transform_statistics` makes Transform compute pre-/post-transform statistics too; off by
+    default: StatisticsGen already covers the raw features, and statistics over every pixel of
+    the transformed images cost more than they tell (see BENCHMARKS.md).
 
     Caching is off by default: ImageFolderExampleGen's cache key is its configuration, not the
     files, so a cached run would miss new or changed images.
@@ -62,6 +67,7 @@ def create_pipeline(
             transform_module.IMAGE_SIZE_CONFIG_KEY: image_size,
             transform_module.CHANNELS_CONFIG_KEY: channels,
         },
+        disable_statistics=not transform_statistics,
     )
     # Transform reads examples directly; this edge makes it wait for a clean validation.
     transform.add_upstream_node(validation_gate)

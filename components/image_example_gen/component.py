@@ -16,7 +16,7 @@ from pipeline import configs
 class IngestReport(types.Artifact):
     """What ImageFolderExampleGen read: `summary.json` (counts) and `skipped.jsonl` (every skip)."""
 
-    TYPE_NAME = "ImageIngestReport"
+    TYPE_NAME = "fer.ImageIngestReport"  # namespaced: KFP v2 requires "ns.Name" for custom types
 
 
 class ImageFolderExampleGenSpec(ComponentSpec):

@@ -1,0 +1,33 @@
+# Entry points. Every target bootstraps .venv from requirements.lock first (no-op when current).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ARGS ?=
+
+.PHONY: bootstrap run test test-slow bench lock clean
+
+bootstrap:
+	@VENV=$(VENV) scripts/bootstrap.sh
+
+## Run the pipeline locally on generated demo data (pass options with ARGS="...").
+run: bootstrap
+	$(VENV)/bin/fer-pipeline run $(ARGS)
+
+## Unit tests + one end-to-end run of the data half on tiny generated data.
+test: bootstrap
+	$(PY) -m pytest $(ARGS)
+
+## Long runs on the full FER2013 archives in ../shared (skipped when absent).
+test-slow: bootstrap
+	$(PY) -m pytest -m slow $(ARGS)
+
+## Data-half benchmark on FER2013; figures go to BENCHMARKS.md.
+bench: bootstrap
+	$(PY) -m bench.data_half_bench $(ARGS)
+
+## Re-resolve requirements.in into requirements.lock (needs network to PyPI; ~20 s with uv).
+lock: bootstrap
+	$(VENV)/bin/uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
+	  requirements.in -o requirements.lock
+
+clean:
+	rm -rf outputs .pytest_cache

@@ -1,0 +1,60 @@
+"""CLI parsing and the demo-data command (the `run` command is covered end to end in tests/)."""
+import pytest
+
+from pipeline import cli, configs
+
+
+def test_help_lists_the_commands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert "run" in out and "demo-data" in out
+
+
+def test_run_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--data-root", "--profile", "--classes", "--split-ratios", "--on-bad-image",
+                   "--schema-dir", "--output-dir"):
+        assert option in out
+
+
+def test_run_defaults():
+    args = cli.build_parser().parse_args(["run"])
+    assert args.data_root is None and args.profile == configs.DEFAULT_PROFILE
+    assert args.classes == list(configs.DEFAULT_CLASSES)
+    assert args.on_bad_image == configs.ON_BAD_IMAGE_FAIL
+    assert args.split_folders == configs.DEFAULT_SPLIT_FOLDERS
+
+
+def test_run_option_parsing():
+    args = cli.build_parser().parse_args([
+        "run", "--classes", "all", "--exclude-classes", "sad, fear",
+        "--split-ratios", "train=0.8,eval=0.2", "--split-folders", "fit=train,hold=eval"])
+    assert args.classes is None
+    assert args.exclude_classes == ["sad", "fear"]
+    assert args.split_ratios == {"train": 0.8, "eval": 0.2}
+    assert args.split_folders == {"fit": "train", "hold": "eval"}
+
+
+def test_bad_mapping_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "--split-ratios", "train"])
+    assert exit_.value.code == 2
+    assert "NAME=VALUE" in capsys.readouterr().err
+
+
+def test_layout_error_is_reported_without_traceback(tmp_path, capsys):
+    rc = cli.main(["run", "--data-root", str(tmp_path / "missing"), "--output-dir",
+                   str(tmp_path / "out")])
+    assert rc == 2
+    assert "ERROR (LayoutError): data root" in capsys.readouterr().err
+
+
+def test_demo_data_command(tmp_path, capsys):
+    assert cli.main(["demo-data", str(tmp_path), "--train-per-class", "2",
+                     "--eval-per-class", "1"]) == 0
+    assert "'train': 12" in capsys.readouterr().out
+    assert len(list((tmp_path / "Training").rglob("*.jpg"))) == 12

@@ -1,0 +1,21 @@
+"""The Kubeflow runner compiles the same graph into a KFP v2 pipeline spec."""
+import json
+
+from pipeline import kubeflow_runner
+
+
+def test_compiles_pipeline_spec_with_every_component(tmp_path):
+    out = str(tmp_path / "fer.json")
+    kubeflow_runner.main(["--image", "registry.example/fer:1", "--data-root", "gs://b/fer",
+                          "--pipeline-root", "gs://b/root", "--output-file", out])
+    with open(out) as f:
+        spec = json.load(f)
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(tasks) == {"ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen",
+                          "ExampleValidator", "SchemaValidationGate", "Transform"}
+    # Transform waits for the validation gate even though it reads no output of it.
+    assert "SchemaValidationGate" in tasks["Transform"].get("dependentTasks", [])
+    executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
+    assert all(e["container"]["image"] == "registry.example/fer:1" for e in executors.values())
+    assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
+    assert "gs://b/fer" in json.dumps(spec)
