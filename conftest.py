@@ -5,3 +5,4 @@ import warnings
 # Quiet TensorFlow's C++ start-up logs; must be set before TensorFlow is imported.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")  # see components/__init__.py

@@ -1,0 +1,48 @@
+"""Pieces shared by the model builders."""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import keras
+from keras import layers
+
+
+def local_weights(weights: Optional[str]) -> Optional[str]:
+    """Accepts None or an existing local weights file; never a name that triggers a download."""
+    if weights is None:
+        return None
+    if not os.path.isfile(weights):
+        raise ValueError(
+            f"weights must be a local file (e.g. Keras' *_notop.h5 ImageNet weights, fetched by "
+            f"you beforehand); got {weights!r}. Nothing is downloaded at run time.")
+    return weights
+
+
+def imagenet_input(x, mode: str = "caffe"):
+    """[0, 1] gray or RGB -> the input ImageNet-trained Keras applications expect."""
+    if x.shape[-1] == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    if mode == "caffe":  # RGB -> BGR, 0..255, minus the ImageNet channel means
+        x = layers.Rescaling(255.0, name="to_255")(x)
+        x = layers.Lambda(lambda t: t[..., ::-1], name="rgb_to_bgr")(x)
+        x = layers.Normalization(mean=[103.939, 116.779, 123.68], variance=[1.0, 1.0, 1.0],
+                                 name="imagenet_mean")(x)
+    return x
+
+
+def freeze_all_but_last(base: keras.Model, trainable_last: int) -> None:
+    if trainable_last < 0:
+        return
+    for i, layer in enumerate(base.layers):
+        layer.trainable = i >= len(base.layers) - trainable_last
+
+
+def classifier_head(features, num_classes: int, dropout: float, head_units: int):
+    x = layers.GlobalAveragePooling2D(name="pool")(features)
+    if head_units:
+        x = layers.Dropout(dropout, name="head_dropout1")(x)
+        x = layers.Dense(head_units, activation="relu", name="head_dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    # float32 softmax even under mixed precision: probabilities must sum to 1 exactly enough.
+    return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
