@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap run test test-slow bench lock clean
+.PHONY: bootstrap run test test-slow bench bench-train lock clean
 
 bootstrap:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -23,6 +23,10 @@ test-slow: bootstrap
 ## Data-half benchmark on FER2013; figures go to BENCHMARKS.md.
 bench: bootstrap
 	$(PY) -m bench.data_half_bench $(ARGS)
+
+## Training throughput per architecture and precision; figures go to BENCHMARKS.md.
+bench-train: bootstrap
+	$(PY) -m bench.train_throughput $(ARGS)
 
 ## Re-resolve requirements.in into requirements.lock (needs network to PyPI; ~20 s with uv).
 lock: bootstrap

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
         out_dir = os.path.join(work, tag, "out")
         start = time.perf_counter()
         local_runner.run(data_root=root, output_dir=out_dir, profile=args.profile,
-                         transform_statistics=args.transform_statistics)
+                         transform_statistics=args.transform_statistics, architectures=())
         total = time.perf_counter() - start
         seconds = component_seconds(configs.OutputLayout(out_dir).metadata_path)
         row = {"fraction": fraction, "images": images, "limit_s": limit, "pipeline_s": total,

@@ -36,6 +36,17 @@ def _parse_mapping(text: str, value_type=str) -> Dict[str, object]:
     return out
 
 
+def _parse_architectures(text: str) -> List[str]:
+    if text.strip().lower() == "none":
+        return []
+    archs = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = set(archs) - set(configs.ARCHITECTURES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown architectures {sorted(unknown)}; "
+                                         f"choose from {', '.join(configs.ARCHITECTURES)}")
+    return archs
+
+
 def _parse_classes(text: str) -> Optional[List[str]]:
     if text.strip().lower() == "all":
         return None
@@ -80,6 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image-size", type=int, help="model input size (default: the profile's)")
     run.add_argument("--channels", type=int, choices=(1, 3),
                      help="model input channels (default: the profile's)")
+    run.add_argument("--architectures", type=_parse_architectures,
+                     default=list(configs.ARCHITECTURES),
+                     help="candidate models, comma-separated, or 'none' for the data half only")
+    run.add_argument("--no-tuning", action="store_true",
+                     help="skip KerasTuner; train with the default hyperparameters")
+    run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    run.add_argument("--model-variant", type=_parse_mapping, default={},
+                     help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
+                          "ImageNet weights)")
+    run.add_argument("--weights", type=_parse_mapping, default={},
+                     help="ARCH=PATH,...: local pretrained weights (stock variant); nothing is "
+                          "downloaded")
+    run.add_argument("--min-accuracy", type=float,
+                     help="Evaluator threshold to bless a model (default: the profile's)")
+    run.add_argument("--serving-dir", help="Pusher target: SERVING_DIR/fer/<version>/ "
+                     "(default: OUTPUT_DIR/serving)")
     run.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
     run.add_argument("--enable-cache", action="store_true",
                      help="reuse results of identical earlier runs (only if the data is unchanged)")
@@ -143,7 +170,29 @@ def _print_summary(outputs, output_dir: str) -> None:
         t = outputs["Transform"]
         print(f"Transform:  graph {t.uri('transform_graph')}\n"
               f"            transformed examples {t.uri('transformed_examples')}")
+    _print_models(outputs)
     print(f"ML Metadata: {layout.metadata_path}")
+
+
+def _print_models(outputs) -> None:
+    from components.model_selector import executor as selector_executor
+
+    if "ModelSelector" not in outputs.nodes:
+        return
+    blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
+    selection = json.loads(blessing.custom_properties["selection"].string_value)
+    print(f"\nModels (selection metric: {selection['metric']}, eval split):")
+    for arch, c in sorted(selection["candidates"].items()):
+        value = "n/a" if c["metric_value"] is None else f"{c['metric_value']:.4f}"
+        print(f"  {arch:<9} {value}  {'blessed' if c['blessed'] else 'not blessed'}  "
+              f"evaluation: {c['evaluation_uri']}")
+    print(f"  winner: {selection['winner'] or 'none (no blessed candidate)'}")
+    if "Pusher" in outputs.nodes:
+        pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
+        if pushed["pushed"].int_value:
+            print(f"  pushed: {pushed['pushed_destination'].string_value}")
+        else:
+            print("  pushed: nothing (no blessed winner)")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -175,6 +224,13 @@ def _cmd_run(args: argparse.Namespace) -> int:
             on_bad_image=args.on_bad_image,
             allow_missing_eval_classes=args.allow_missing_eval_classes,
             enable_cache=args.enable_cache,
+            architectures=args.architectures,
+            enable_tuning=not args.no_tuning,
+            training={"epochs": args.epochs} if args.epochs else None,
+            model_variants=args.model_variant,
+            weights=args.weights,
+            **({"min_accuracy": args.min_accuracy} if args.min_accuracy is not None else {}),
+            **({"serving_dir": os.path.abspath(args.serving_dir)} if args.serving_dir else {}),
         )
     except (LayoutError, BadInputError, DataValidationError) as e:
         print(f"\nERROR ({type(e).__name__}): {e}", file=sys.stderr)

@@ -89,6 +89,23 @@ class Profile:
     channels: int = DEFAULT_CHANNELS
     beam_direct_running_mode: str = "in_memory"
     beam_direct_num_workers: int = 1
+    # Training (components/models/trainer.py TrainConfig) and evaluation.
+    epochs: int = 8
+    batch_size: int = 32
+    max_steps_per_epoch: int = 0          # 0: full passes
+    # bf16 mixed precision. Off on CPU profiles: on CPUs without native bf16 (AVX2 only, as our
+    # 2-core machines) it trains 3-8x slower than fp32 (BENCHMARKS.md).
+    mixed_precision: bool = False
+    tuner_trials: int = 2
+    tuner_epochs: int = 1
+    tuner_steps_per_epoch: int = 5
+    early_stopping_patience: int = 3
+    min_accuracy: float = 0.5             # Evaluator value threshold (blessing)
+
+    def training_config(self) -> Dict[str, object]:
+        return {k: getattr(self, k) for k in (
+            "epochs", "batch_size", "max_steps_per_epoch", "mixed_precision", "tuner_trials",
+            "tuner_epochs", "tuner_steps_per_epoch", "early_stopping_patience")}
 
     def beam_pipeline_args(self) -> Tuple[str, ...]:
         return (
@@ -101,6 +118,9 @@ PROFILES: Mapping[str, Profile] = {
     "demo": Profile(
         name="demo",
         description="generated demo faces, a few hundred images: the whole run in minutes",
+        image_size=32,          # cartoon faces need no more; 2.25x less compute than 48 px
+        epochs=6,
+        tuner_steps_per_epoch=3,
     ),
     "cpu": Profile(
         name="cpu",
@@ -109,12 +129,26 @@ PROFILES: Mapping[str, Profile] = {
         # processes costs more than it saves (data half 63 s vs 104 s; BENCHMARKS.md).
         beam_direct_running_mode="in_memory",
         beam_direct_num_workers=1,
+        epochs=12,
+        batch_size=64,
+        tuner_trials=3,
+        tuner_epochs=1,
+        tuner_steps_per_epoch=100,
+        min_accuracy=0.35,
     ),
     "gpu": Profile(
         name="gpu",
         description="FER2013-sized or larger data on a many-core machine with an accelerator",
         beam_direct_running_mode="multi_processing",
         beam_direct_num_workers=0,  # 0 = one worker per CPU core
+        epochs=40,
+        batch_size=128,
+        mixed_precision=True,
+        tuner_trials=10,
+        tuner_epochs=3,
+        tuner_steps_per_epoch=0,
+        early_stopping_patience=5,
+        min_accuracy=0.35,
     ),
 }
 DEFAULT_PROFILE = "demo"
@@ -122,6 +156,8 @@ DEFAULT_PROFILE = "demo"
 # --- Demo data --------------------------------------------------------------------------------
 DEMO_IMAGES_PER_CLASS = {TRAIN_SPLIT: 60, EVAL_SPLIT: 20}
 DEMO_SEED = 2013
+
+MODEL_NAME = "fer"  # TF Serving model name: <serving_dir>/<MODEL_NAME>/<version>/
 
 # --- Output layout (local runs) ---------------------------------------------------------------
 DEFAULT_OUTPUT_DIR = os.path.join(PROJECT_ROOT, "outputs")

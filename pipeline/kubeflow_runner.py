@@ -31,6 +31,8 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
         image_size=prof.image_size,
         channels=prof.channels,
         beam_pipeline_args=[*prof.beam_pipeline_args(), *beam_args],
+        training=prof.training_config(),
+        min_accuracy=prof.min_accuracy,
         **pipeline_options,
     )
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
@@ -52,11 +54,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--profile", default="cpu", choices=sorted(configs.PROFILES))
     parser.add_argument("--schema-dir", default="/app/schema",
                         help="schema directory inside the image (or on shared storage)")
+    parser.add_argument("--serving-dir", help="Pusher target as the cluster sees it "
+                        "(SERVING_DIR/fer/<version>/); without it nothing is pushed")
     parser.add_argument("--beam-arg", action="append", default=[], dest="beam_args")
     args = parser.parse_args(argv)
     path = compile_pipeline(args.image, args.data_root, args.pipeline_root, args.output_file,
                             profile=args.profile, beam_args=args.beam_args,
-                            schema_dir=args.schema_dir)
+                            schema_dir=args.schema_dir, serving_dir=args.serving_dir)
     print(f"Kubeflow pipeline spec written to {path}")
     return 0
 

@@ -7,15 +7,19 @@ from pipeline import kubeflow_runner
 def test_compiles_pipeline_spec_with_every_component(tmp_path):
     out = str(tmp_path / "fer.json")
     kubeflow_runner.main(["--image", "registry.example/fer:1", "--data-root", "gs://b/fer",
-                          "--pipeline-root", "gs://b/root", "--output-file", out])
+                          "--pipeline-root", "gs://b/root", "--output-file", out,
+                          "--serving-dir", "gs://b/serving"])
     with open(out) as f:
         spec = json.load(f)
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {"ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen",
-                          "ExampleValidator", "SchemaValidationGate", "Transform"}
+                          "ExampleValidator", "SchemaValidationGate", "Transform",
+                          "LatestBlessedModel", "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
+                          "Tuner_resnet50", "Trainer_resnet50", "Evaluator_resnet50",
+                          "ModelSelector", "Pusher"}
     # Transform waits for the validation gate even though it reads no output of it.
     assert "SchemaValidationGate" in tasks["Transform"].get("dependentTasks", [])
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     assert all(e["container"]["image"] == "registry.example/fer:1" for e in executors.values())
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
-    assert "gs://b/fer" in json.dumps(spec)
+    assert "gs://b/fer" in json.dumps(spec) and "gs://b/serving/fer" in json.dumps(spec)

@@ -26,6 +26,19 @@ def run(
     """
     prof = configs.get_profile(profile)
     layout = configs.OutputLayout(os.path.abspath(output_dir))
+    if pipeline_options.get("classes", configs.DEFAULT_CLASSES) is None and \
+            pipeline_options.get("architectures", configs.ARCHITECTURES):
+        # "--classes all": training needs the names now, so list the class folders here.
+        from components.image_example_gen import layout as layout_lib
+        found = layout_lib.resolve_layout(
+            data_root, classes=None,
+            split_folders=pipeline_options.get("split_folders", configs.DEFAULT_SPLIT_FOLDERS),
+            split_ratios=pipeline_options.get("split_ratios"),
+            allow_missing_eval_classes=pipeline_options.get("allow_missing_eval_classes", False))
+        pipeline_options["classes"] = list(found.class_names)
+    training = {**prof.training_config(), **(pipeline_options.pop("training", None) or {})}
+    pipeline_options.setdefault("min_accuracy", prof.min_accuracy)
+    pipeline_options.setdefault("serving_dir", layout.serving_dir)
     os.makedirs(os.path.dirname(layout.metadata_path), exist_ok=True)
     pipeline = pipeline_lib.create_pipeline(
         pipeline_name=pipeline_name,
@@ -37,6 +50,7 @@ def run(
             layout.metadata_path),
         # --setup_file ships this project's code to Beam workers (and stops TFX from building
         # a throwaway sdist of itself on every component run).
+        training=training,
         beam_pipeline_args=[*prof.beam_pipeline_args(),
                             f"--setup_file={os.path.join(configs.PROJECT_ROOT, 'setup.py')}",
                             *beam_args],

@@ -6,14 +6,21 @@ from typing import Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
 
-from components.image_example_gen.component import ImageFolderExampleGen
-from components.validation_gate import SchemaValidationGate
+from components import evaluation
 from components import transform as transform_module
+from components.image_example_gen.component import ImageFolderExampleGen
+from components.model_selector.component import ModelSelector
+from components.models import trainer as trainer_module
+from components.pusher import executor as pusher_executor
+from components.validation_gate import SchemaValidationGate
 from pipeline import configs
 
 SCHEMA_FILE = "schema.pbtxt"
 PREPROCESSING_FN = f"{transform_module.__name__}.preprocessing_fn"
+RUN_FN = f"{trainer_module.__name__}.run_fn"
+TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
 
 
 def create_pipeline(
@@ -33,8 +40,23 @@ def create_pipeline(
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = False,
     transform_statistics: bool = False,
+    architectures: Sequence[str] = configs.ARCHITECTURES,
+    enable_tuning: bool = True,
+    training: Optional[Mapping[str, object]] = None,
+    model_variants: Optional[Mapping[str, str]] = None,
+    weights: Optional[Mapping[str, str]] = None,
+    min_accuracy: float = 0.5,
+    selection_metric: str = evaluation.ACCURACY,
+    serving_dir: Optional[str] = None,
+    model_name: str = configs.MODEL_NAME,
 ) -> tfx.dsl.Pipeline:
-    """Builds the pipeline: image folders -> examples -> statistics/validation -> Transform.
+    """Builds the pipeline graph (see README): data half, then per architecture Tuner ->
+    Trainer -> Evaluator, then ModelSelector -> Pusher.
+
+    `architectures` empty gives the data half only. `training` holds TrainConfig settings
+    (epochs, batch_size, ...; see components/models/trainer.py). `classes` must be explicit
+    when models are trained: the exported model needs the class names. Nothing is pushed
+    without `serving_dir`.
 
     `transform_statistics` makes Transform compute pre-/post-transform statistics too; off by
     default: StatisticsGen already covers the raw features, and statistics over every pixel of
@@ -71,12 +93,77 @@ def create_pipeline(
     )
     # Transform reads examples directly; this edge makes it wait for a clean validation.
     transform.add_upstream_node(validation_gate)
+    components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
+                  transform]
+
+    unknown = set(architectures) - set(configs.ARCHITECTURES)
+    if unknown:
+        raise ValueError(f"unknown architectures {sorted(unknown)}; "
+                         f"choose from {configs.ARCHITECTURES}")
+    if architectures:
+        if classes is None:
+            raise ValueError("training needs the class names: pass classes explicitly")
+        label_names = sorted(set(classes) - set(exclude_classes))
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("LatestBlessedModel")
+        components.append(baseline)
+        eval_config = evaluation.eval_config(label_names, min_accuracy)
+        candidates = {}
+        for arch in architectures:
+            custom_config = {**(training or {}), "architecture": arch,
+                             "label_names": label_names,
+                             "variant": (model_variants or {}).get(arch, "fer"),
+                             "weights": (weights or {}).get(arch)}
+            tuner = None
+            if enable_tuning:
+                tuner = tfx.components.Tuner(
+                    tuner_fn=TUNER_FN,
+                    examples=transform.outputs["transformed_examples"],
+                    transform_graph=transform.outputs["transform_graph"],
+                    train_args=tfx.proto.TrainArgs(num_steps=0),
+                    eval_args=tfx.proto.EvalArgs(num_steps=0),
+                    custom_config=custom_config,
+                ).with_id(f"Tuner_{arch}")
+                components.append(tuner)
+            trainer = tfx.components.Trainer(
+                run_fn=RUN_FN,
+                examples=transform.outputs["transformed_examples"],
+                transform_graph=transform.outputs["transform_graph"],
+                hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+                train_args=tfx.proto.TrainArgs(num_steps=0),
+                eval_args=tfx.proto.EvalArgs(num_steps=0),
+                custom_config=custom_config,
+            ).with_id(f"Trainer_{arch}")
+            evaluator = tfx.components.Evaluator(
+                examples=example_gen.outputs["examples"],
+                model=trainer.outputs["model"],
+                baseline_model=baseline.outputs["model"],
+                eval_config=eval_config,
+                example_splits=[configs.EVAL_SPLIT],
+            ).with_id(f"Evaluator_{arch}")
+            components += [trainer, evaluator]
+            candidates[arch] = {"model": trainer.outputs["model"],
+                                "blessing": evaluator.outputs["blessing"],
+                                "evaluation": evaluator.outputs["evaluation"]}
+        selector = ModelSelector(candidates=candidates, metric=selection_metric)
+        components.append(selector)
+        if serving_dir:
+            components.append(tfx.components.Pusher(
+                model=selector.outputs["model"],
+                model_blessing=selector.outputs["blessing"],
+                push_destination=tfx.proto.PushDestination(
+                    filesystem=tfx.proto.PushDestination.Filesystem(
+                        base_directory=os.path.join(serving_dir, model_name))),
+                custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+            ))
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
         pipeline_root=pipeline_root,
-        components=[example_gen, schema_gen, statistics_gen, example_validator,
-                    validation_gate, transform],
+        components=components,
         enable_cache=enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),

@@ -34,7 +34,8 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     image_folders.write(os.path.join(data, "Training", "happy", "notes.txt"), b"not an image")
     out_dir = str(tmp_path / "out")
 
-    rc = cli.main(["run", "--data-root", data, "--output-dir", out_dir])
+    rc = cli.main(["run", "--data-root", data, "--output-dir", out_dir,
+                   "--architectures", "none"])
 
     assert rc == 0
     printed = capsys.readouterr().out
@@ -87,7 +88,7 @@ def test_schema_anomalies_stop_the_run_before_transform(tmp_path):
     out_dir = str(tmp_path / "out")
 
     with pytest.raises(DataValidationError) as err:
-        local_runner.run(data_root=data, output_dir=out_dir)
+        local_runner.run(data_root=data, output_dir=out_dir, architectures=())
 
     msg = str(err.value)
     assert "train: feature 'image_height'" in msg

@@ -45,7 +45,8 @@ def test_full_fer2013_data_half(tmp_path):
 
     data = str(tmp_path / "fer")
     fer2013.extract(data)
-    outputs = local_runner.run(data_root=data, output_dir=str(tmp_path / "out"), profile="cpu")
+    outputs = local_runner.run(data_root=data, output_dir=str(tmp_path / "out"), profile="cpu",
+                               architectures=())
     summary = executor.read_summary(outputs["ImageFolderExampleGen"].uri(
         executor.INGEST_REPORT_KEY))
     assert summary["examples_per_split"] == {"train": 28273, "eval": 3533}

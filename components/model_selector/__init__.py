@@ -1,0 +1,1 @@
+"""ModelSelector: the winner among evaluated, blessed candidate models."""

@@ -1,0 +1,56 @@
+"""ModelSelector: a TFX component choosing the best blessed candidate model."""
+from __future__ import annotations
+
+from typing import Dict
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import standard_artifacts
+from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
+
+from components.model_selector import executor
+from pipeline import configs
+
+
+def _candidate_inputs() -> Dict[str, ChannelParameter]:
+    inputs = {}
+    for arch in configs.ARCHITECTURES:
+        keys = executor.input_keys(arch)
+        inputs[keys["model"]] = ChannelParameter(type=standard_artifacts.Model, optional=True)
+        inputs[keys["blessing"]] = ChannelParameter(type=standard_artifacts.ModelBlessing,
+                                                    optional=True)
+        inputs[keys["evaluation"]] = ChannelParameter(type=standard_artifacts.ModelEvaluation,
+                                                      optional=True)
+    return inputs
+
+
+class ModelSelectorSpec(ComponentSpec):
+    PARAMETERS = {executor.METRIC_KEY: ExecutionParameter(type=str)}
+    INPUTS = _candidate_inputs()
+    OUTPUTS = {
+        executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
+        executor.BLESSING_KEY: ChannelParameter(type=standard_artifacts.ModelBlessing),
+    }
+
+
+class ModelSelector(base_component.BaseComponent):
+    """Compares candidates (per architecture: model, Evaluator blessing, Evaluator evaluation)
+    on `metric` (overall slice, higher is better) and outputs the best blessed one."""
+
+    SPEC_CLASS = ModelSelectorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, candidates: Dict[str, Dict[str, types.BaseChannel]], metric: str):
+        """`candidates`: architecture -> {"model", "blessing", "evaluation"} channels."""
+        unknown = set(candidates) - set(configs.ARCHITECTURES)
+        if unknown or not candidates:
+            raise ValueError(f"candidates must be a non-empty subset of {configs.ARCHITECTURES}")
+        inputs = {}
+        for arch, channels in candidates.items():
+            for kind, key in executor.input_keys(arch).items():
+                inputs[key] = channels[kind]
+        super().__init__(spec=ModelSelectorSpec(
+            metric=metric,
+            model=types.Channel(type=standard_artifacts.Model),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing),
+            **inputs))

@@ -1,0 +1,105 @@
+"""ModelSelector executor: compare candidates on one TFMA metric, pass on the best blessed one.
+
+Inputs are per architecture (`<arch>_model`, `<arch>_blessing`, `<arch>_evaluation`). The output
+`model` is a copy of the winner (Pusher's input) and `blessing` says whether there is one: with no
+blessed candidate, `blessing.blessed` is 0 and Pusher pushes nothing. The choice and every
+candidate's metric are recorded as custom properties (ML Metadata) and in `selection.json`.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+from absl import logging
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import io_utils
+
+from pipeline import configs
+
+MODEL_KEY = "model"
+BLESSING_KEY = "blessing"
+METRIC_KEY = "metric"
+SELECTION_FILE = "selection.json"
+BLESSED_PROPERTY = "blessed"  # what TFX's Evaluator sets on ModelBlessing
+
+
+def input_keys(architecture: str) -> Dict[str, str]:
+    return {"model": f"{architecture}_model", "blessing": f"{architecture}_blessing",
+            "evaluation": f"{architecture}_evaluation"}
+
+
+def overall_metric(evaluation_uri: str, metric: str) -> Optional[float]:
+    """`metric` on the overall slice of a TFX Evaluator output (candidate model), or None."""
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for kv in slice_metrics.metric_keys_and_values:
+            key = kv.key
+            if key.name == metric and not key.HasField("sub_key") and not key.is_diff and \
+                    key.model_name in ("", "candidate"):
+                return float(kv.value.double_value.value)
+    return None
+
+
+def select(candidates: Dict[str, Dict[str, Any]]) -> Optional[str]:
+    """Name of the blessed candidate with the highest metric (ties: first by name), or None."""
+    blessed = [(c["metric_value"], name) for name, c in sorted(candidates.items())
+               if c["blessed"] and c["metric_value"] is not None]
+    if not blessed:
+        return None
+    best = max(v for v, _ in blessed)
+    return next(name for v, name in blessed if v == best)
+
+
+class Executor(base_executor.BaseExecutor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        metric = exec_properties[METRIC_KEY]
+        candidates: Dict[str, Dict[str, Any]] = {}
+        models = {}
+        for arch in configs.ARCHITECTURES:
+            keys = input_keys(arch)
+            if not input_dict.get(keys["model"]):
+                continue  # architecture switched off
+            model = artifact_utils.get_single_instance(input_dict[keys["model"]])
+            blessing = artifact_utils.get_single_instance(input_dict[keys["blessing"]])
+            evaluation = artifact_utils.get_single_instance(input_dict[keys["evaluation"]])
+            models[arch] = model
+            candidates[arch] = {
+                "model_uri": model.uri,
+                "blessed": bool(blessing.get_int_custom_property(BLESSED_PROPERTY)),
+                "metric_value": overall_metric(evaluation.uri, metric),
+                "evaluation_uri": evaluation.uri,
+            }
+        if not candidates:
+            raise ValueError("ModelSelector got no candidate models")
+        winner = select(candidates)
+
+        out_model = artifact_utils.get_single_instance(output_dict[MODEL_KEY])
+        out_blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
+        selection = {"metric": metric, "winner": winner, "candidates": candidates}
+        if winner:
+            # Pusher takes one Model channel: hand it a copy of the winner.
+            io_utils.copy_dir(models[winner].uri, out_model.uri)
+            out_model.set_string_custom_property("architecture", winner)
+            out_model.set_string_custom_property("source_model_uri", models[winner].uri)
+            out_model.set_float_custom_property(metric, candidates[winner]["metric_value"])
+        out_blessing.set_int_custom_property(BLESSED_PROPERTY, int(winner is not None))
+        out_blessing.set_string_custom_property("winner", winner or "")
+        out_blessing.set_string_custom_property("selection", json.dumps(selection,
+                                                                        sort_keys=True))
+        tf.io.gfile.makedirs(out_blessing.uri)
+        with tf.io.gfile.GFile(os.path.join(out_blessing.uri, SELECTION_FILE), "w") as f:
+            json.dump(selection, f, indent=2, sort_keys=True)
+        for arch, c in candidates.items():
+            logging.info("ModelSelector: %s %s=%s blessed=%s", arch, metric, c["metric_value"],
+                         c["blessed"])
+        logging.info("ModelSelector: winner %s", winner or "none (no blessed candidate)")

@@ -1,0 +1,65 @@
+"""TFX Pusher executor whose new model versions appear all at once.
+
+TF Serving watches `<base_directory>/<version>/` and loads a version as soon as the directory
+shows up. TFX's Pusher copies straight into that directory (saved_model.pb last). On a local or
+POSIX file system this executor copies into a hidden staging directory beside it, then renames it
+to `<version>`: a watcher sees either no version or a complete one. Other file systems (gs://,
+...) have no atomic rename; there it falls back to TFX's behaviour.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from typing import Any, Dict, List
+
+from absl import logging
+from tfx import types
+from tfx.components.pusher import executor as tfx_pusher_executor
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.utils import proto_utils
+
+
+def _is_local(path: str) -> bool:
+    return "://" not in path
+
+
+def publish_atomically(model_path: str, base_directory: str) -> str:
+    """Copies `model_path` to `<base_directory>/<unix time>`; returns the version directory."""
+    os.makedirs(base_directory, exist_ok=True)
+    version = int(time.time())
+    while os.path.exists(os.path.join(base_directory, str(version))):
+        version += 1  # two pushes within a second: versions must stay unique and increasing
+    staging = os.path.join(base_directory, f".staging-{version}-{uuid.uuid4().hex[:8]}")
+    shutil.copytree(model_path, staging)
+    final = os.path.join(base_directory, str(version))
+    os.rename(staging, final)  # atomic on one file system
+    return final
+
+
+class Executor(tfx_pusher_executor.Executor):
+
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],
+           output_dict: Dict[str, List[types.Artifact]],
+           exec_properties: Dict[str, Any]) -> None:
+        destination = pusher_pb2.PushDestination()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
+                                  destination)
+        base = destination.filesystem.base_directory
+        if destination.WhichOneof("destination") != "filesystem" or not _is_local(base):
+            return super().Do(input_dict, output_dict, exec_properties)
+
+        self._log_startup(input_dict, output_dict, exec_properties)
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        if not self.CheckBlessing(input_dict):
+            self._MarkNotPushed(model_push)
+            return
+        model_path = self.GetModelPath(input_dict)
+        serving_path = publish_atomically(model_path, base)
+        logging.info("Model published to %s", serving_path)
+        shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # archive, as TFX does
+        self._MarkPushed(model_push, pushed_destination=serving_path,
+                         pushed_version=os.path.basename(serving_path))

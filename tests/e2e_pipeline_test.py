@@ -1,0 +1,197 @@
+"""End to end: the whole pipeline (both architectures) on tiny generated data.
+
+Run 1 trains, tunes, evaluates and pushes; run 2, whose candidates are barely trained, must push
+nothing new. A Trainer killed mid-training resumes from its last finished epoch.
+"""
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_model_analysis as tfma
+
+from components.model_selector import executor as selector_executor
+from components.models import trainer
+from pipeline import configs, demo_data, local_runner
+from tests import image_folders
+
+pytestmark = pytest.mark.e2e
+
+TRAINING = {"epochs": 4, "batch_size": 16, "tuner_trials": 1, "tuner_epochs": 1,
+            "tuner_steps_per_epoch": 2}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data = str(root / "data")
+    demo_data.write_demo_dataset(data, {"train": 20, "eval": 6})
+    out = str(root / "out")
+    # min_accuracy 0: whatever a few epochs reach, run 1 must bless and push something.
+    outputs = local_runner.run(data_root=data, output_dir=out, profile="demo",
+                               training=TRAINING, min_accuracy=0.0)
+    return {"data": data, "out": out, "outputs": outputs}
+
+
+def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
+    outputs = first_run["outputs"]
+    for arch in configs.ARCHITECTURES:
+        for node in (f"Tuner_{arch}", f"Trainer_{arch}", f"Evaluator_{arch}"):
+            assert outputs[node].state == "COMPLETE", node
+    assert outputs["ModelSelector"].state == "COMPLETE"
+    assert outputs["Pusher"].state == "COMPLETE"
+
+    blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
+    selection = json.loads(blessing.custom_properties["selection"].string_value)
+    assert set(selection["candidates"]) == set(configs.ARCHITECTURES)
+    assert selection["winner"] in configs.ARCHITECTURES
+    winner = selection["candidates"][selection["winner"]]
+    assert winner["blessed"] and winner["metric_value"] > 0
+    assert all(c["metric_value"] <= winner["metric_value"]
+               for c in selection["candidates"].values() if c["blessed"])
+
+    pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
+    assert pushed["pushed"].int_value == 1
+    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
+                                configs.MODEL_NAME)
+    assert os.listdir(serving_root) == [pushed["pushed_version"].string_value]
+
+
+def test_per_class_metrics_and_slices_are_present(first_run):
+    outputs = first_run["outputs"]
+    for arch in configs.ARCHITECTURES:
+        metrics = list(tfma.load_metrics(outputs[f"Evaluator_{arch}"].uri("evaluation")))
+        overall = next(m for m in metrics if not m.slice_key.single_slice_keys)
+        names = {(kv.key.name, kv.key.sub_key.class_id.value if kv.key.HasField("sub_key")
+                  else None, kv.key.aggregation_type.macro_average)
+                 for kv in overall.metric_keys_and_values}
+        for name in ("precision", "recall", "f1_score"):
+            assert {(name, c, False) for c in range(6)} <= names, name
+        assert ("macro_f1", None, False) in names            # macro-F1 (argmax)
+        assert ("sparse_categorical_accuracy", None, False) in names
+        by_class = {m.slice_key.single_slice_keys[0].bytes_value for m in metrics
+                    if m.slice_key.single_slice_keys}
+        assert by_class == {c.encode() for c in configs.DEFAULT_CLASSES}
+        plots = list(tfma.load_plots(outputs[f"Evaluator_{arch}"].uri("evaluation")))
+        assert any("multi_class_confusion_matrix_at_thresholds" in str(p) for p in plots)
+
+
+def test_pushed_model_classifies_raw_jpeg_and_png_bytes(first_run):
+    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
+                                configs.MODEL_NAME)
+    version = os.listdir(serving_root)[0]
+    model = tf.saved_model.load(os.path.join(serving_root, version))
+    serve = model.signatures[trainer.SERVING_SIGNATURE]
+    rgb_big = np.stack([image_folders.face("sad", 5, size=96)] * 3, axis=-1)
+    images = [image_folders.encode(image_folders.face("happy", 1)),
+              image_folders.encode(rgb_big, "PNG")]
+    out = serve(image_bytes=tf.constant(images))
+    probabilities = out["probabilities"].numpy()
+    assert probabilities.shape == (2, 6)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
+    assert [c.decode() for c in out["classes"].numpy()[0]] == list(configs.DEFAULT_CLASSES)
+    assert all(c.decode() in configs.DEFAULT_CLASSES for c in out["predicted_class"].numpy())
+    assert trainer.EXAMPLES_SIGNATURE in model.signatures
+
+
+def test_second_run_with_worse_candidates_pushes_nothing_new(first_run):
+    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
+                                configs.MODEL_NAME)
+    # A clearly good model first (VGG16, default hyperparameters, enough epochs), so that
+    # "worse" below does not depend on how far run 1's short training got.
+    good = local_runner.run(
+        data_root=first_run["data"], output_dir=first_run["out"], profile="demo",
+        architectures=("vgg16",), enable_tuning=False, min_accuracy=0.4,
+        training={**TRAINING, "epochs": 8, "augment": False})
+    good_blessing = good["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
+    assert good_blessing.custom_properties["blessed"].int_value == 1, "baseline did not learn"
+    baseline_id = good["Trainer_vgg16"].artifacts["model"][0].id
+    before = sorted(os.listdir(serving_root))
+
+    # Untrained candidates (epochs=0), and no value threshold: only the change threshold
+    # (strictly better than the latest blessed model) can refuse them, and it must.
+    outputs = local_runner.run(
+        data_root=first_run["data"], output_dir=first_run["out"], profile="demo",
+        enable_tuning=False, min_accuracy=0.0, training={**TRAINING, "epochs": 0})
+    for arch in configs.ARCHITECTURES:
+        assert outputs[f"Evaluator_{arch}"].property("blessing", "baseline_model_id") == \
+            baseline_id
+        assert outputs[f"Evaluator_{arch}"].property("blessing", "blessed") == 0
+    blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
+    assert blessing.custom_properties["blessed"].int_value == 0
+    assert outputs["Pusher"].artifacts["pushed_model"][0].custom_properties[
+        "pushed"].int_value == 0
+    assert sorted(os.listdir(serving_root)) == before
+
+
+_RESUME_SCRIPT = """
+import json, sys
+from components.models import trainer
+from tests.e2e_pipeline_test import make_fn_args
+trainer.run_fn(make_fn_args(*sys.argv[1:]))
+"""
+
+
+def make_fn_args(transformed_examples_uri, transform_graph_uri, work_dir, epochs):
+    """FnArgs as TFX's Trainer builds them, for calling run_fn outside a pipeline."""
+    from tfx.components.trainer import fn_args_utils
+    from tfx.types import standard_artifacts
+
+    examples = standard_artifacts.Examples()
+    examples.uri = transformed_examples_uri
+    examples.split_names = json.dumps(["train", "eval"])
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = transform_graph_uri
+    custom_config = {**TRAINING, "epochs": int(epochs), "architecture": "vgg16",
+                     "label_names": list(configs.DEFAULT_CLASSES), "augment": False,
+                     "early_stopping_patience": 100}
+    fn_args = fn_args_utils.get_common_fn_args(
+        {"examples": [examples], "transform_graph": [graph]},
+        {"train_args": '{"num_steps": 0}', "eval_args": '{"num_steps": 0}',
+         "custom_config": json.dumps(custom_config)},
+        working_dir=os.path.join(work_dir, "tmp"))
+    fn_args.custom_config = custom_config
+    fn_args.serving_model_dir = os.path.join(work_dir, "Trainer", "model", "1", "Format-Serving")
+    fn_args.model_run_dir = os.path.join(work_dir, "Trainer", "model_run", "1")
+    os.makedirs(fn_args.model_run_dir, exist_ok=True)
+    return fn_args
+
+
+def test_killed_trainer_resumes_from_its_last_epoch(first_run, tmp_path):
+    transform = first_run["outputs"]["Transform"]
+    args = [transform.uri("transformed_examples"), transform.uri("transform_graph"),
+            str(tmp_path), "5"]
+    fn_args = make_fn_args(*args)
+    log = os.path.join(trainer._backup_dir(fn_args), trainer.TRAINING_LOG)
+
+    proc = subprocess.Popen([sys.executable, "-c", _RESUME_SCRIPT, *args],
+                            cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.exists(log) and len(open(log).read().splitlines()) >= 3:  # header + 2 epochs
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "training ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(log) as f:
+        epochs_before_kill = [int(r["epoch"]) for r in csv.DictReader(f)]
+    assert epochs_before_kill[:2] == [0, 1]
+
+    trainer.run_fn(make_fn_args(*args))  # the restarted Trainer
+
+    with open(os.path.join(fn_args.model_run_dir, trainer.TRAINING_LOG)) as f:
+        rows = [r for r in csv.reader(f) if r and r[0] != "epoch"]
+    epochs = [int(r[0]) for r in rows]
+    # Resumed: epochs continue after the last saved one instead of starting again at 0
+    # (a restart from scratch would log 0, 1, 0, 1, ...).
+    assert epochs == sorted(set(epochs)) and epochs[0] == 0 and epochs[-1] == 4, epochs
+    assert os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
+    assert not os.path.exists(trainer._backup_dir(fn_args))  # cleaned up after success
