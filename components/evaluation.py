@@ -36,12 +36,16 @@ def eval_config(label_names: Sequence[str], min_accuracy: float) -> tfma.EvalCon
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(
                     class_name="SparseCategoricalAccuracy",
-                    threshold=tfma.MetricThreshold(
-                        value_threshold=tfma.GenericValueThreshold(
-                            lower_bound={"value": min_accuracy}),
-                        change_threshold=tfma.GenericChangeThreshold(
-                            direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                            absolute={"value": 0.0}))),  # strictly better than baseline
+                    # Thresholds on the overall slice only: a plain `threshold` would also
+                    # apply to every per-class slice, failing a model on its weakest class.
+                    per_slice_thresholds=[tfma.PerSliceMetricThreshold(
+                        slicing_specs=[tfma.SlicingSpec()],
+                        threshold=tfma.MetricThreshold(
+                            value_threshold=tfma.GenericValueThreshold(
+                                lower_bound={"value": min_accuracy}),
+                            change_threshold=tfma.GenericChangeThreshold(
+                                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                absolute={"value": 0.0})))]),  # strictly better than baseline
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
                 tfma.MetricConfig(class_name=fer_metrics.MacroF1.__name__,
                                   module=fer_metrics.__name__,

@@ -30,7 +30,10 @@ def test_eval_config_has_thresholds_per_class_metrics_and_slices():
     config = evaluation.eval_config(["a", "b", "c"], min_accuracy=0.4)
     accuracy = next(m for m in config.metrics_specs[0].metrics
                     if m.class_name == "SparseCategoricalAccuracy")
-    assert accuracy.threshold.value_threshold.lower_bound.value == 0.4
-    assert accuracy.threshold.change_threshold.direction == tfma.MetricDirection.HIGHER_IS_BETTER
+    (per_slice,) = accuracy.per_slice_thresholds
+    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]  # overall slice only
+    assert per_slice.threshold.value_threshold.lower_bound.value == 0.4
+    assert per_slice.threshold.change_threshold.direction == \
+        tfma.MetricDirection.HIGHER_IS_BETTER
     assert list(config.metrics_specs[1].binarize.class_ids.values) == [0, 1, 2]
     assert [s.feature_keys for s in config.slicing_specs] == [[], ["label_name"]]

@@ -1,0 +1,34 @@
+"""Atomic publishing of model versions."""
+import os
+
+from components.pusher import executor
+
+
+def make_model(path):
+    os.makedirs(os.path.join(path, "variables"))
+    for name in ("saved_model.pb", "variables/variables.index"):
+        with open(os.path.join(path, name), "w") as f:
+            f.write(name)
+    return path
+
+
+def test_version_appears_complete_with_no_staging_left(tmp_path):
+    model = make_model(str(tmp_path / "model"))
+    base = str(tmp_path / "serving" / "fer")
+    version_dir = executor.publish_atomically(model, base)
+    assert os.listdir(base) == [os.path.basename(version_dir)]  # no hidden staging dir left
+    assert os.path.basename(version_dir).isdigit()
+    assert sorted(os.listdir(version_dir)) == ["saved_model.pb", "variables"]
+
+
+def test_versions_stay_unique_and_increasing(tmp_path):
+    model = make_model(str(tmp_path / "model"))
+    base = str(tmp_path / "serving")
+    first = executor.publish_atomically(model, base)
+    second = executor.publish_atomically(model, base)  # same second
+    assert int(os.path.basename(second)) > int(os.path.basename(first))
+
+
+def test_remote_paths_fall_back_to_tfx():
+    assert not executor._is_local("gs://bucket/serving")
+    assert executor._is_local("/srv/models")
