@@ -35,7 +35,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     out_dir = str(tmp_path / "out")
 
     rc = cli.main(["run", "--data-root", data, "--output-dir", out_dir,
-                   "--architectures", "none"])
+                   "--architectures", "none", "--image-size", "48"])
 
     assert rc == 0
     printed = capsys.readouterr().out
