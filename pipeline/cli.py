@@ -94,8 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--architectures", type=_parse_architectures,
                      default=list(configs.ARCHITECTURES),
                      help="candidate models, comma-separated, or 'none' for the data half only")
-    run.add_argument("--no-tuning", action="store_true",
-                     help="skip KerasTuner; train with the default hyperparameters")
+    tuning = run.add_mutually_exclusive_group()
+    tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
+                        help="run KerasTuner before each Trainer (default: the profile's; "
+                             "on for demo and gpu, off for cpu)")
+    tuning.add_argument("--no-tuning", dest="tuning", action="store_false",
+                        help="skip KerasTuner; train with the default hyperparameters")
     run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
     run.add_argument("--model-variant", type=_parse_mapping, default={},
                      help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
@@ -225,7 +229,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             allow_missing_eval_classes=args.allow_missing_eval_classes,
             enable_cache=args.enable_cache,
             architectures=args.architectures,
-            enable_tuning=not args.no_tuning,
+            enable_tuning=args.tuning,
             training={"epochs": args.epochs} if args.epochs else None,
             model_variants=args.model_variant,
             weights=args.weights,

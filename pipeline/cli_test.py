@@ -58,3 +58,22 @@ def test_demo_data_command(tmp_path, capsys):
                      "--eval-per-class", "1"]) == 0
     assert "'train': 12" in capsys.readouterr().out
     assert len(list((tmp_path / "Training").rglob("*.jpg"))) == 12
+
+
+def test_tuning_flags_default_to_the_profile():
+    parse = cli.build_parser().parse_args
+    assert parse(["run"]).tuning is None
+    assert parse(["run", "--tuning"]).tuning is True
+    assert parse(["run", "--no-tuning"]).tuning is False
+    with pytest.raises(SystemExit):
+        parse(["run", "--tuning", "--no-tuning"])
+
+
+def test_profile_training_config_applies_architecture_overrides():
+    cpu = configs.get_profile("cpu")
+    assert not cpu.tuning and configs.get_profile("demo").tuning
+    by_arch = cpu.training_by_architecture()
+    assert set(by_arch) == set(configs.ARCHITECTURES)
+    assert by_arch["vgg16"]["max_steps_per_epoch"] != by_arch["resnet50"]["max_steps_per_epoch"]
+    assert by_arch["resnet50"]["batch_size"] == cpu.batch_size  # shared settings stay
+    assert cpu.training_config()["max_steps_per_epoch"] == cpu.max_steps_per_epoch

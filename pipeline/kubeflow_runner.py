@@ -31,7 +31,8 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
         image_size=prof.image_size,
         channels=prof.channels,
         beam_pipeline_args=[*prof.beam_pipeline_args(), *beam_args],
-        training=prof.training_config(),
+        training_by_architecture=prof.training_by_architecture(),
+        enable_tuning=pipeline_options.pop("enable_tuning", prof.tuning),
         min_accuracy=prof.min_accuracy,
         **pipeline_options,
     )

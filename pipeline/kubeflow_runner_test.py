@@ -4,13 +4,17 @@ import json
 from pipeline import kubeflow_runner
 
 
-def test_compiles_pipeline_spec_with_every_component(tmp_path):
+def _compile(tmp_path, *extra_args):
     out = str(tmp_path / "fer.json")
     kubeflow_runner.main(["--image", "registry.example/fer:1", "--data-root", "gs://b/fer",
                           "--pipeline-root", "gs://b/root", "--output-file", out,
-                          "--serving-dir", "gs://b/serving"])
+                          "--serving-dir", "gs://b/serving", *extra_args])
     with open(out) as f:
-        spec = json.load(f)
+        return json.load(f)
+
+
+def test_compiles_pipeline_spec_with_every_component(tmp_path):
+    spec = _compile(tmp_path, "--profile", "gpu")  # the gpu profile tunes
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {"ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen",
                           "ExampleValidator", "SchemaValidationGate", "Transform",
@@ -27,3 +31,16 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
     assert all(c["image"] == "registry.example/fer:1" for c in containers)
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
     assert "gs://b/fer" in json.dumps(spec) and "gs://b/serving/fer" in json.dumps(spec)
+
+
+def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
+    spec = _compile(tmp_path, "--profile", "cpu")
+    tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {"Trainer_vgg16", "Trainer_resnet50"} <= set(tasks)
+    assert not [t for t in tasks if t.startswith("Tuner_")]
+    for arch, steps in (("vgg16", 120), ("resnet50", 100)):
+        custom_config = json.loads(tasks[f"Trainer_{arch}"]["inputs"]["parameters"][
+            "custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+        assert custom_config["architecture"] == arch
+        assert custom_config["max_steps_per_epoch"] == steps
+        assert custom_config["epochs"] == 3

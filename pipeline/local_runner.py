@@ -36,7 +36,12 @@ def run(
             split_ratios=pipeline_options.get("split_ratios"),
             allow_missing_eval_classes=pipeline_options.get("allow_missing_eval_classes", False))
         pipeline_options["classes"] = list(found.class_names)
-    training = {**prof.training_config(), **(pipeline_options.pop("training", None) or {})}
+    # Profile settings, then the architecture's budget, then the caller's overrides.
+    overrides = pipeline_options.pop("training", None) or {}
+    training_by_architecture = {arch: {**config, **overrides}
+                                for arch, config in prof.training_by_architecture().items()}
+    if pipeline_options.get("enable_tuning") is None:
+        pipeline_options["enable_tuning"] = prof.tuning
     pipeline_options.setdefault("min_accuracy", prof.min_accuracy)
     pipeline_options.setdefault("serving_dir", layout.serving_dir)
     os.makedirs(os.path.dirname(layout.metadata_path), exist_ok=True)
@@ -50,7 +55,7 @@ def run(
             layout.metadata_path),
         # --setup_file ships this project's code to Beam workers (and stops TFX from building
         # a throwaway sdist of itself on every component run).
-        training=training,
+        training_by_architecture=training_by_architecture,
         beam_pipeline_args=[*prof.beam_pipeline_args(),
                             f"--setup_file={os.path.join(configs.PROJECT_ROOT, 'setup.py')}",
                             *beam_args],

@@ -43,6 +43,7 @@ def create_pipeline(
     architectures: Sequence[str] = configs.ARCHITECTURES,
     enable_tuning: bool = True,
     training: Optional[Mapping[str, object]] = None,
+    training_by_architecture: Optional[Mapping[str, Mapping[str, object]]] = None,
     model_variants: Optional[Mapping[str, str]] = None,
     weights: Optional[Mapping[str, str]] = None,
     min_accuracy: float = 0.5,
@@ -54,7 +55,8 @@ def create_pipeline(
     Trainer -> Evaluator, then ModelSelector -> Pusher.
 
     `architectures` empty gives the data half only. `training` holds TrainConfig settings
-    (epochs, batch_size, ...; see components/models/trainer.py). `classes` must be explicit
+    (epochs, batch_size, ...; see components/models/trainer.py) for every architecture;
+    `training_by_architecture` overrides them per architecture. `classes` must be explicit
     when models are trained: the exported model needs the class names. Nothing is pushed
     without `serving_dir`.
 
@@ -113,7 +115,9 @@ def create_pipeline(
         eval_config = evaluation.eval_config(label_names, min_accuracy)
         candidates = {}
         for arch in architectures:
-            custom_config = {**(training or {}), "architecture": arch,
+            custom_config = {**(training or {}),
+                             **(training_by_architecture or {}).get(arch, {}),
+                             "architecture": arch,
                              "label_names": label_names,
                              "variant": (model_variants or {}).get(arch, "fer"),
                              "weights": (weights or {}).get(arch)}
