@@ -1,7 +1,7 @@
 """TFMA evaluation config for the Evaluator of each candidate model."""
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Dict, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
@@ -60,3 +60,36 @@ def eval_config(label_names: Sequence[str], min_accuracy: float) -> tfma.EvalCon
                          for name in ("Precision", "Recall", "F1Score")]),
         ],
     )
+
+
+PER_CLASS_METRICS = {"precision": "precision", "recall": "recall", "f1_score": "f1"}
+
+
+def overall_metrics(evaluation_uri: str, label_names: Optional[Sequence[str]] = None
+                    ) -> Dict[str, object]:
+    """The candidate's overall-slice metrics from a TFX Evaluator output.
+
+    Returns every plain metric by TFMA name (e.g. `sparse_categorical_accuracy`, `macro_f1`,
+    `example_count`) and `per_class`: {class name (or id): {precision, recall, f1}}.
+    Baseline values and diffs against the baseline are left out.
+    """
+    out: Dict[str, object] = {}
+    per_class: Dict[object, Dict[str, float]] = {}
+    for slice_metrics in tfma.load_metrics(evaluation_uri):
+        if slice_metrics.slice_key.single_slice_keys:
+            continue
+        for kv in slice_metrics.metric_keys_and_values:
+            key = kv.key
+            if key.is_diff or key.model_name not in ("", "candidate") or \
+                    not kv.value.HasField("double_value"):
+                continue
+            value = float(kv.value.double_value.value)
+            if key.HasField("sub_key"):
+                if key.name in PER_CLASS_METRICS and key.sub_key.HasField("class_id"):
+                    class_id = key.sub_key.class_id.value
+                    name = label_names[class_id] if label_names else class_id
+                    per_class.setdefault(name, {})[PER_CLASS_METRICS[key.name]] = value
+            elif not key.HasField("aggregation_type"):
+                out[key.name] = value
+    out["per_class"] = per_class
+    return out

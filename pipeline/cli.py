@@ -178,19 +178,31 @@ def _print_summary(outputs, output_dir: str) -> None:
     print(f"ML Metadata: {layout.metadata_path}")
 
 
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
 def _print_models(outputs) -> None:
+    from components import evaluation
     from components.model_selector import executor as selector_executor
 
     if "ModelSelector" not in outputs.nodes:
         return
     blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
     selection = json.loads(blessing.custom_properties["selection"].string_value)
-    print(f"\nModels (selection metric: {selection['metric']}, eval split):")
+    print(f"\nModels (eval split; selection metric: {selection['metric']}):")
     for arch, c in sorted(selection["candidates"].items()):
-        value = "n/a" if c["metric_value"] is None else f"{c['metric_value']:.4f}"
-        print(f"  {arch:<9} {value}  {'blessed' if c['blessed'] else 'not blessed'}  "
-              f"evaluation: {c['evaluation_uri']}")
-    print(f"  winner: {selection['winner'] or 'none (no blessed candidate)'}")
+        metrics = c.get("metrics", {})
+        print(f"  {arch:<9} accuracy {_fmt(metrics.get(evaluation.ACCURACY))}  "
+              f"macro-F1 {_fmt(metrics.get(evaluation.MACRO_F1))}  "
+              f"{'blessed' if c['blessed'] else 'not blessed'}  evaluation: {c['evaluation_uri']}")
+    winner = selection["winner"]
+    print(f"  winner: {winner or 'none (no blessed candidate)'}")
+    if winner:
+        per_class = selection["candidates"][winner].get("metrics", {}).get("per_class", {})
+        for name, m in sorted(per_class.items()):
+            print(f"    {name:<10} precision {_fmt(m.get('precision'))}  "
+                  f"recall {_fmt(m.get('recall'))}  F1 {_fmt(m.get('f1'))}")
     if "Pusher" in outputs.nodes:
         pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
         if pushed["pushed"].int_value:

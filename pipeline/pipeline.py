@@ -152,7 +152,8 @@ def create_pipeline(
             candidates[arch] = {"model": trainer.outputs["model"],
                                 "blessing": evaluator.outputs["blessing"],
                                 "evaluation": evaluator.outputs["evaluation"]}
-        selector = ModelSelector(candidates=candidates, metric=selection_metric)
+        selector = ModelSelector(candidates=candidates, metric=selection_metric,
+                                 label_names=label_names)
         components.append(selector)
         if serving_dir:
             components.append(tfx.components.Pusher(

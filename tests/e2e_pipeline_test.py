@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
+from components import evaluation
 from components.model_selector import executor as selector_executor
 from components.models import trainer
 from pipeline import configs, demo_data, local_runner
@@ -55,6 +56,13 @@ def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
     assert winner["blessed"] and winner["metric_value"] > 0
     assert all(c["metric_value"] <= winner["metric_value"]
                for c in selection["candidates"].values() if c["blessed"])
+    # The metrics behind the choice are recorded with it, per class by class name.
+    for c in selection["candidates"].values():
+        assert c["metrics"][evaluation.ACCURACY] == c["metric_value"]
+        assert 0.0 <= c["metrics"][evaluation.MACRO_F1] <= 1.0
+        assert set(c["metrics"]["per_class"]) == set(configs.DEFAULT_CLASSES)
+        assert all(set(m) == {"precision", "recall", "f1"}
+                   for m in c["metrics"]["per_class"].values())
 
     pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
     assert pushed["pushed"].int_value == 1

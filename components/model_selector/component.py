@@ -1,7 +1,8 @@
 """ModelSelector: a TFX component choosing the best blessed candidate model."""
 from __future__ import annotations
 
-from typing import Dict
+import json
+from typing import Dict, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
@@ -25,7 +26,11 @@ def _candidate_inputs() -> Dict[str, ChannelParameter]:
 
 
 class ModelSelectorSpec(ComponentSpec):
-    PARAMETERS = {executor.METRIC_KEY: ExecutionParameter(type=str)}
+    PARAMETERS = {
+        executor.METRIC_KEY: ExecutionParameter(type=str),
+        # JSON list: names for the per-class metrics recorded with the choice.
+        executor.LABEL_NAMES_KEY: ExecutionParameter(type=str, optional=True),
+    }
     INPUTS = _candidate_inputs()
     OUTPUTS = {
         executor.MODEL_KEY: ChannelParameter(type=standard_artifacts.Model),
@@ -40,8 +45,10 @@ class ModelSelector(base_component.BaseComponent):
     SPEC_CLASS = ModelSelectorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, candidates: Dict[str, Dict[str, types.BaseChannel]], metric: str):
-        """`candidates`: architecture -> {"model", "blessing", "evaluation"} channels."""
+    def __init__(self, candidates: Dict[str, Dict[str, types.BaseChannel]], metric: str,
+                 label_names: Optional[Sequence[str]] = None):
+        """`candidates`: architecture -> {"model", "blessing", "evaluation"} channels;
+        `label_names`: class names by label id (per-class metrics are keyed by id without)."""
         unknown = set(candidates) - set(configs.ARCHITECTURES)
         if unknown or not candidates:
             raise ValueError(f"candidates must be a non-empty subset of {configs.ARCHITECTURES}")
@@ -51,6 +58,7 @@ class ModelSelector(base_component.BaseComponent):
                 inputs[key] = channels[kind]
         super().__init__(spec=ModelSelectorSpec(
             metric=metric,
+            label_names=json.dumps(list(label_names)) if label_names else None,
             model=types.Channel(type=standard_artifacts.Model),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing),
             **inputs))

@@ -12,18 +12,19 @@ import os
 from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
-import tensorflow_model_analysis as tfma
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import evaluation as evaluation_lib
 from pipeline import configs
 
 MODEL_KEY = "model"
 BLESSING_KEY = "blessing"
 METRIC_KEY = "metric"
+LABEL_NAMES_KEY = "label_names"
 SELECTION_FILE = "selection.json"
 BLESSED_PROPERTY = "blessed"  # what TFX's Evaluator sets on ModelBlessing
 
@@ -31,19 +32,6 @@ BLESSED_PROPERTY = "blessed"  # what TFX's Evaluator sets on ModelBlessing
 def input_keys(architecture: str) -> Dict[str, str]:
     return {"model": f"{architecture}_model", "blessing": f"{architecture}_blessing",
             "evaluation": f"{architecture}_evaluation"}
-
-
-def overall_metric(evaluation_uri: str, metric: str) -> Optional[float]:
-    """`metric` on the overall slice of a TFX Evaluator output (candidate model), or None."""
-    for slice_metrics in tfma.load_metrics(evaluation_uri):
-        if slice_metrics.slice_key.single_slice_keys:
-            continue
-        for kv in slice_metrics.metric_keys_and_values:
-            key = kv.key
-            if key.name == metric and not key.HasField("sub_key") and not key.is_diff and \
-                    key.model_name in ("", "candidate"):
-                return float(kv.value.double_value.value)
-    return None
 
 
 def select(candidates: Dict[str, Dict[str, Any]]) -> Optional[str]:
@@ -63,6 +51,7 @@ class Executor(base_executor.BaseExecutor):
            exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         metric = exec_properties[METRIC_KEY]
+        label_names = json.loads(exec_properties.get(LABEL_NAMES_KEY) or "null")
         candidates: Dict[str, Dict[str, Any]] = {}
         models = {}
         for arch in configs.ARCHITECTURES:
@@ -73,10 +62,13 @@ class Executor(base_executor.BaseExecutor):
             blessing = artifact_utils.get_single_instance(input_dict[keys["blessing"]])
             evaluation = artifact_utils.get_single_instance(input_dict[keys["evaluation"]])
             models[arch] = model
+            metrics = evaluation_lib.overall_metrics(evaluation.uri, label_names)
             candidates[arch] = {
                 "model_uri": model.uri,
                 "blessed": bool(blessing.get_int_custom_property(BLESSED_PROPERTY)),
-                "metric_value": overall_metric(evaluation.uri, metric),
+                "metric_value": metrics.get(metric),
+                # Recorded with the choice: accuracy, macro-F1, per-class precision/recall/F1.
+                "metrics": metrics,
                 "evaluation_uri": evaluation.uri,
             }
         if not candidates:

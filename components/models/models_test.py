@@ -74,3 +74,49 @@ def test_keras_3_everywhere():
     import tensorflow as tf
     assert keras.__version__.startswith("3.")
     assert tf.keras.layers.Dense is keras.layers.Dense  # tf.keras is Keras 3, not tf_keras
+
+
+def test_shuffle_buffer_covers_the_split_within_its_memory_cap():
+    assert trainer.shuffle_buffer_size(28_273, (48, 48, 1)) == 28_273   # FER2013 train
+    capped = trainer.shuffle_buffer_size(10**6, (224, 224, 3))
+    assert 0 < capped < 10**6
+    assert capped * 4 * 224 * 224 * 3 <= trainer.SHUFFLE_BUFFER_BYTES
+
+
+class _ExamplesOnly:
+    """The two parts of a DataAccessor / TFTransformOutput that input_fn uses."""
+
+    def __init__(self, feature_spec):
+        from tensorflow_transform.tf_metadata import dataset_metadata
+        from tfx_bsl.public import tfxio
+        self._spec = feature_spec
+        self.transformed_metadata = dataset_metadata.DatasetMetadata.from_feature_spec(
+            feature_spec)
+        self.tf_dataset_factory = lambda pattern, options, schema: tfxio.TFExampleRecord(
+            file_pattern=pattern, schema=schema).TensorFlowDataset(options)
+
+    def transformed_feature_spec(self):
+        return self._spec
+
+
+def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_path):
+    import tensorflow as tf
+    # 30,000 examples written class after class, as ExampleGen's local runs write them: a
+    # fixed 10,000-example shuffle buffer would give first batches of classes 0 and 1 only.
+    path = str(tmp_path / "sorted.gz")
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for label in range(6):
+            for _ in range(5_000):
+                writer.write(tf.train.Example(features=tf.train.Features(feature={
+                    trainer.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
+                        value=[float(label)] * 4)),
+                    trainer.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
+                        value=[label])),
+                })).SerializeToString())
+    spec = {trainer.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
+            trainer.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
+    fake = _ExamplesOnly(spec)
+    dataset = trainer.input_fn([path], fake, fake, batch_size=128, training=True,
+                               num_examples=30_000)
+    _, labels = next(iter(dataset))
+    assert set(labels.numpy().tolist()) == set(range(6))

@@ -37,6 +37,8 @@ SERVING_SIGNATURE = "serving_default"
 EXAMPLES_SIGNATURE = "serving_examples"
 PROBABILITIES_KEY = "probabilities"
 BACKUP_DIR_NAME = "training_backup"
+# Memory for the training shuffle buffer (serialized transformed examples, ~4 bytes a value).
+SHUFFLE_BUFFER_BYTES = 1 << 30
 TRAINING_LOG = "training_log.csv"
 
 
@@ -125,14 +127,32 @@ def augmenter(seed: int) -> keras.Sequential:
     ], name="augment")
 
 
+def shuffle_buffer_size(num_examples: int, image_shape) -> int:
+    """The whole split when it fits in SHUFFLE_BUFFER_BYTES (FER2013 at 48 px: ~260 MB).
+
+    The examples arrive grouped by class (ExampleGen lists one class folder after another and
+    the local Beam runner keeps that order), so a buffer much smaller than the split would feed
+    batches drawn from one or two classes at a time. Larger datasets should be written in
+    many shards; the buffer is capped by memory.
+    """
+    per_example = 4 * math.prod(int(d) for d in image_shape) + 256
+    return max(1, min(int(num_examples), SHUFFLE_BUFFER_BYTES // per_example))
+
+
 def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int, training: bool,
-             augment: bool = False, seed: int = 42) -> tf.data.Dataset:
-    """(image [B, H, W, C] float32, label [B] int64) batches from transformed examples."""
+             augment: bool = False, seed: int = 42, num_examples: int = 0) -> tf.data.Dataset:
+    """(image [B, H, W, C] float32, label [B] int64) batches from transformed examples.
+
+    Training batches are shuffled across the whole split (`num_examples`; see
+    `shuffle_buffer_size`) and repeat forever; evaluation reads the split once, in order.
+    """
+    buffer = shuffle_buffer_size(num_examples or 10_000, _image_shape(tf_transform_output))
     dataset = data_accessor.tf_dataset_factory(
         file_pattern,
         tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_XF,
                                        shuffle=training, shuffle_seed=seed if training else None,
+                                       shuffle_buffer_size=buffer,
                                        num_epochs=None if training else 1),
         tf_transform_output.transformed_metadata.schema)
     dataset = dataset.map(lambda features, label: (features[IMAGE_XF], tf.reshape(label, [-1])),
@@ -257,7 +277,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  config.variant, dict(zip(config.label_names, counts)), hparams)
 
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                     config.batch_size, training=True, augment=config.augment, seed=config.seed)
+                     config.batch_size, training=True, augment=config.augment, seed=config.seed,
+                     num_examples=sum(counts))
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                           config.batch_size, training=False)
     model = build_model(config, hparams, _image_shape(tf_transform_output))
@@ -317,7 +338,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         project_name=f"{config.architecture}_search",
     )
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output,
-                     config.batch_size, training=True, augment=config.augment, seed=config.seed)
+                     config.batch_size, training=True, augment=config.augment, seed=config.seed,
+                     num_examples=sum(counts))
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output,
                           config.batch_size, training=False)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
