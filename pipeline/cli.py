@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false",
                         help="skip KerasTuner; train with the default hyperparameters")
     run.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    run.add_argument("--max-steps-per-epoch", type=int,
+                     help="cap on training steps per epoch, 0 for full passes over the training "
+                          "split (default: the profile's, per architecture)")
     run.add_argument("--model-variant", type=_parse_mapping, default={},
                      help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
                           "ImageNet weights)")
@@ -211,6 +214,16 @@ def _print_models(outputs) -> None:
             print("  pushed: nothing (no blessed winner)")
 
 
+def _training_overrides(args: argparse.Namespace) -> Dict[str, int]:
+    """Training settings given on the command line; they override the profile's."""
+    overrides = {}
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.max_steps_per_epoch is not None:
+        overrides["max_steps_per_epoch"] = args.max_steps_per_epoch
+    return overrides
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from components.image_example_gen.executor import BadInputError
     from components.image_example_gen.layout import LayoutError
@@ -242,7 +255,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             enable_cache=args.enable_cache,
             architectures=args.architectures,
             enable_tuning=args.tuning,
-            training={"epochs": args.epochs} if args.epochs else None,
+            training=_training_overrides(args),
             model_variants=args.model_variant,
             weights=args.weights,
             **({"min_accuracy": args.min_accuracy} if args.min_accuracy is not None else {}),

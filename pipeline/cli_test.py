@@ -77,3 +77,10 @@ def test_profile_training_config_applies_architecture_overrides():
     assert by_arch["vgg16"]["max_steps_per_epoch"] != by_arch["resnet50"]["max_steps_per_epoch"]
     assert by_arch["resnet50"]["batch_size"] == cpu.batch_size  # shared settings stay
     assert cpu.training_config()["max_steps_per_epoch"] == cpu.max_steps_per_epoch
+
+
+def test_training_overrides_only_what_is_given():
+    parse = cli.build_parser().parse_args
+    assert cli._training_overrides(parse(["run"])) == {}
+    assert cli._training_overrides(parse(["run", "--epochs", "20", "--max-steps-per-epoch", "0"])) \
+        == {"epochs": 20, "max_steps_per_epoch": 0}

@@ -301,14 +301,16 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
     ]
+    steps_per_epoch = _steps(sum(counts), config.batch_size, config.max_steps_per_epoch)
     history = model.fit(
-        train, validation_data=evaluation, epochs=epochs,
-        steps_per_epoch=_steps(sum(counts), config.batch_size, config.max_steps_per_epoch),
+        train, validation_data=evaluation, epochs=epochs, steps_per_epoch=steps_per_epoch,
         # No validation_steps: with it, Keras 3 reuses one exhausted iterator and validates only
         # every other epoch. The eval dataset is finite, so each epoch reads all of it.
         class_weight=class_weights(counts), callbacks=callbacks, verbose=2)
     summary = {"architecture": config.architecture, "variant": config.variant,
                "hyperparameters": hparams, "epochs_run": len(history.history.get("loss", [])),
+               "steps_per_epoch": steps_per_epoch, "batch_size": config.batch_size,
+               "train_examples_per_class": dict(zip(config.label_names, counts)),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training_summary.json"), "w") as f:
         json.dump(summary, f, indent=2)

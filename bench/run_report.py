@@ -1,0 +1,109 @@
+"""Report of a finished local pipeline run, for BENCHMARKS.md: per-component wall time (from ML
+Metadata), and per candidate model its training (epochs, steps, images seen) and TFMA results
+on the eval split (accuracy, macro-F1, per-class F1).
+
+  python -m bench.run_report --output-dir OUTPUT_DIR [--pipeline-name fer-pipeline]
+
+Run it after e.g. `fer-pipeline run --data-root data/fer2013 --profile cpu --output-dir DIR`.
+Not a test: it prints Markdown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Dict
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from components import evaluation  # noqa: E402
+from components.model_selector import executor as selector_executor  # noqa: E402
+from pipeline import configs, run_summary  # noqa: E402
+
+
+def node_executions(store, run: run_summary.RunOutputs) -> Dict[str, object]:
+    """Node id -> its latest MLMD execution."""
+    out = {}
+    for node_id in run.nodes:
+        executions = [e for e in store.get_executions()
+                      if any(c.name.endswith("." + node_id)
+                             for c in store.get_contexts_by_execution(e.id))]
+        if executions:
+            out[node_id] = max(executions, key=lambda e: e.id)
+    return out
+
+
+def _seconds(execution) -> float:
+    return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", required=True)
+    parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
+    args = parser.parse_args(argv)
+    layout = configs.OutputLayout(os.path.abspath(args.output_dir))
+    store = run_summary.sqlite_store(layout.metadata_path)
+    run = run_summary.latest_run(store, args.pipeline_name)
+    if run is None:
+        print(f"no run of {args.pipeline_name} in {layout.metadata_path}", file=sys.stderr)
+        return 1
+    executions_by_node = node_executions(store, run)
+    seconds = {n: _seconds(e) for n, e in executions_by_node.items()}
+    executions = list(executions_by_node.values())
+    print(f"run {run.run_id}: {len(run.nodes)} nodes")
+    print("\n| component | state | wall time |\n|---|---|---|")
+    for node_id, node in run.nodes.items():
+        print(f"| {node_id} | {node.state} | {seconds.get(node_id, 0.0) / 60:.1f} min |")
+    first = min(e.create_time_since_epoch for e in executions)
+    last = max(e.last_update_time_since_epoch for e in executions)
+    print(f"\nfirst component start to last component end: {(last - first) / 60000:.1f} min")
+
+    label_names = None
+    if "ModelSelector" in run.nodes:
+        blessing = run["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
+        selection = json.loads(blessing.custom_properties["selection"].string_value)
+        print(f"winner: {selection['winner'] or 'none'}")
+    print("\n| model | epochs | steps/epoch | batch | images seen | last val_accuracy "
+          "| accuracy | macro-F1 | blessed | Trainer wall time |\n|---|---|---|---|---|---|---|---|---|---|")
+    per_class_rows = []
+    for arch in configs.ARCHITECTURES:
+        trainer_id, evaluator_id = f"Trainer_{arch}", f"Evaluator_{arch}"
+        if trainer_id not in run.nodes or evaluator_id not in run.nodes:
+            continue
+        run_dir = run[trainer_id].uri("model_run")
+        with tf.io.gfile.GFile(os.path.join(run_dir, "training_summary.json")) as f:
+            summary = json.load(f)
+        config = json.loads(
+            executions_by_node[trainer_id].custom_properties["custom_config"].string_value)
+        steps, batch = config.get("max_steps_per_epoch") or "all", config["batch_size"]
+        epochs = summary["epochs_run"]
+        seen = epochs * steps * batch if isinstance(steps, int) else None
+        label_names = config.get("label_names", label_names)
+        metrics = evaluation.overall_metrics(run[evaluator_id].uri("evaluation"), label_names)
+        blessing = run[evaluator_id].artifacts["blessing"][0].custom_properties
+        blessed = bool(blessing["blessed"].int_value) if "blessed" in blessing else None
+        val = summary["history"].get("val_accuracy", [None])[-1]
+        print(f"| {arch} ({summary['variant']}) | {epochs} | {steps} | {batch} | {seen} "
+              f"| {val if val is None else round(val, 4)} "
+              f"| {metrics.get(evaluation.ACCURACY, float('nan')):.4f} "
+              f"| {metrics.get(evaluation.MACRO_F1, float('nan')):.4f} | {blessed} "
+              f"| {seconds.get(trainer_id, 0.0) / 60:.1f} min |")
+        per_class_rows.append((arch, metrics["per_class"]))
+    if per_class_rows:
+        names = sorted({n for _, pc in per_class_rows for n in pc}, key=str)
+        print("\nPer-class F1 (one-vs-rest on the argmax):\n")
+        print("| model | " + " | ".join(map(str, names)) + " |")
+        print("|---|" + "---|" * len(names))
+        for arch, pc in per_class_rows:
+            print(f"| {arch} | " + " | ".join(f"{pc.get(n, {}).get('f1', float('nan')):.3f}"
+                                             for n in names) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
