@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="FOLDER=SPLIT,... mapping split folders to train/eval/test")
     run.add_argument("--split-ratios", type=lambda t: _parse_mapping(t, float),
                      help="hash-split a single folder, e.g. train=0.8,eval=0.2")
+    run.add_argument("--validation-fraction", type=float,
+                     default=configs.DEFAULT_VALIDATION_FRACTION,
+                     help="share of the training images (chosen by hash, the same every run) "
+                          "held out as the 'valid' split for tuning and early stopping; 0 "
+                          "validates on the eval split instead")
     run.add_argument("--on-bad-image", choices=configs.ON_BAD_IMAGE_CHOICES,
                      default=configs.ON_BAD_IMAGE_FAIL,
                      help="files with an image extension that do not decode: stop the run, or "
@@ -250,6 +255,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
             exclude_classes=args.exclude_classes or (),
             split_folders=args.split_folders,
             split_ratios=args.split_ratios,
+            validation_fraction=args.validation_fraction,
             on_bad_image=args.on_bad_image,
             allow_missing_eval_classes=args.allow_missing_eval_classes,
             enable_cache=args.enable_cache,

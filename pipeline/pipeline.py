@@ -34,6 +34,7 @@ def create_pipeline(
     classes: Optional[Sequence[str]] = configs.DEFAULT_CLASSES,
     exclude_classes: Sequence[str] = (),
     split_ratios: Optional[Mapping[str, float]] = None,
+    validation_fraction: float = configs.DEFAULT_VALIDATION_FRACTION,
     on_bad_image: str = configs.ON_BAD_IMAGE_FAIL,
     allow_missing_eval_classes: bool = False,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
@@ -64,6 +65,10 @@ def create_pipeline(
     default: StatisticsGen already covers the raw features, and statistics over every pixel of
     the transformed images cost more than they tell (see BENCHMARKS.md).
 
+    `validation_fraction` of the training images (by hash) form the `valid` split that the
+    Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and
+    no `valid` split of the user's own), they validate on `eval`.
+
     Caching is off by default: ImageFolderExampleGen's cache key is its configuration, not the
     files, so a cached run would miss new or changed images.
     """
@@ -75,6 +80,7 @@ def create_pipeline(
         split_ratios=split_ratios,
         on_bad_image=on_bad_image,
         allow_missing_eval_classes=allow_missing_eval_classes,
+        validation_fraction=validation_fraction,
     )
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, SCHEMA_FILE))
@@ -113,6 +119,11 @@ def create_pipeline(
         ).with_id("LatestBlessedModel")
         components.append(baseline)
         eval_config = evaluation.eval_config(label_names, min_accuracy)
+        has_valid_split = bool(validation_fraction) or configs.VALID_SPLIT in (
+            set(split_ratios or {}) | set(split_folders.values()))
+        train_args = tfx.proto.TrainArgs(splits=[configs.TRAIN_SPLIT], num_steps=0)
+        eval_args = tfx.proto.EvalArgs(
+            splits=[configs.VALID_SPLIT if has_valid_split else configs.EVAL_SPLIT], num_steps=0)
         candidates = {}
         for arch in architectures:
             custom_config = {**(training or {}),
@@ -127,8 +138,8 @@ def create_pipeline(
                     tuner_fn=TUNER_FN,
                     examples=transform.outputs["transformed_examples"],
                     transform_graph=transform.outputs["transform_graph"],
-                    train_args=tfx.proto.TrainArgs(num_steps=0),
-                    eval_args=tfx.proto.EvalArgs(num_steps=0),
+                    train_args=train_args,
+                    eval_args=eval_args,
                     custom_config=custom_config,
                 ).with_id(f"Tuner_{arch}")
                 components.append(tuner)
@@ -137,8 +148,8 @@ def create_pipeline(
                 examples=transform.outputs["transformed_examples"],
                 transform_graph=transform.outputs["transform_graph"],
                 hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-                train_args=tfx.proto.TrainArgs(num_steps=0),
-                eval_args=tfx.proto.EvalArgs(num_steps=0),
+                train_args=train_args,
+                eval_args=eval_args,
                 custom_config=custom_config,
             ).with_id(f"Trainer_{arch}")
             evaluator = tfx.components.Evaluator(

@@ -40,7 +40,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     assert rc == 0
     printed = capsys.readouterr().out
     assert "67 files seen" in printed and "66 examples, 1 skipped" in printed
-    assert "train: 48 (angry=8," in printed and "eval: 18 (angry=3," in printed
+    assert "eval: 18 (angry=3," in printed
 
     outputs = run_summary.latest_run(
         run_summary.sqlite_store(configs.OutputLayout(out_dir).metadata_path),
@@ -51,12 +51,16 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     # Ingest report: every file accounted for.
     report = example_gen_executor.read_summary(
         outputs["ImageFolderExampleGen"].uri(example_gen_executor.INGEST_REPORT_KEY))
-    assert report["examples_per_split"] == {"train": 48, "eval": 18}
+    per_split = report["examples_per_split"]
+    # The default validation_fraction (0.1) moves some training images to 'valid'.
+    assert set(per_split) == {"train", "valid", "eval"} and per_split["eval"] == 18
+    assert per_split["train"] + per_split["valid"] == 48 and 0 < per_split["valid"] < 15
+    assert f"valid: {per_split['valid']} (" in printed
     assert report["skipped"] == {example_gen_executor.REASON_NOT_IMAGE_FILE: 1}
 
-    # Statistics for both splits.
+    # Statistics for every split.
     stats_uri = outputs["StatisticsGen"].uri("statistics")
-    for split, n in (("train", 48), ("eval", 18)):
+    for split, n in per_split.items():
         path = os.path.join(stats_uri, f"Split-{split}", "FeatureStats.pb")
         with open(path, "rb") as f:
             stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
@@ -66,7 +70,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     batches = read_transformed(outputs["Transform"], "train")
     images = np.concatenate([b[IMAGE_XF].numpy() for b in batches])
     labels = np.concatenate([b[LABEL_XF].numpy() for b in batches])
-    assert images.shape == (48, 48, 48, 1)
+    assert images.shape == (per_split["train"], 48, 48, 1)
     assert images.min() >= 0.0 and images.max() <= 1.0 and images.std() > 0.1
     assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4, 5]
 

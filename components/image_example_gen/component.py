@@ -28,6 +28,7 @@ class ImageFolderExampleGenSpec(ComponentSpec):
         executor.SPLIT_RATIOS_KEY: ExecutionParameter(type=str, optional=True),     # JSON object
         executor.ON_BAD_IMAGE_KEY: ExecutionParameter(type=str),
         executor.ALLOW_MISSING_EVAL_CLASSES_KEY: ExecutionParameter(type=int),
+        executor.VALIDATION_FRACTION_KEY: ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -41,7 +42,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
 
     Each example holds the encoded image bytes as read, the int label (index in the sorted
     included class names), the class name, the path relative to `input_base`, and the image's
-    height, width, channels and format. Outputs `examples` (splits train/eval[/test]) and
+    height, width, channels and format. Outputs `examples` (splits train[/valid]/eval[/test]) and
     `ingest_report` (counts per split and class; every skipped file with its reason).
     """
 
@@ -57,6 +58,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
         split_ratios: Optional[Mapping[str, float]] = None,
         on_bad_image: str = configs.ON_BAD_IMAGE_FAIL,
         allow_missing_eval_classes: bool = False,
+        validation_fraction: float = 0.0,
     ):
         """
         Args:
@@ -68,6 +70,9 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
           on_bad_image: "fail" stops on files with an image extension that cannot be decoded;
             "skip" leaves them out, counted and listed in the ingest report.
           allow_missing_eval_classes: accept an included class with no images in eval/test.
+          validation_fraction: move this share of the training images (by hash of class/file
+            name, so the same images every run) to a `valid` split, for the Tuner and the
+            Trainer's early stopping; 0 keeps training whole.
         """
         if on_bad_image not in configs.ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be one of {configs.ON_BAD_IMAGE_CHOICES}")
@@ -79,6 +84,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             split_ratios=json.dumps(dict(split_ratios), sort_keys=True) if split_ratios else None,
             on_bad_image=on_bad_image,
             allow_missing_eval_classes=int(allow_missing_eval_classes),
+            validation_fraction=float(validation_fraction),
             examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=IngestReport),
         )

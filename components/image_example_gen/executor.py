@@ -36,6 +36,7 @@ EXCLUDE_CLASSES_KEY = "exclude_classes"
 SPLIT_RATIOS_KEY = "split_ratios"
 ON_BAD_IMAGE_KEY = "on_bad_image"
 ALLOW_MISSING_EVAL_CLASSES_KEY = "allow_missing_eval_classes"
+VALIDATION_FRACTION_KEY = "validation_fraction"
 
 LABEL_MAP_FILE = "label_map.json"
 SUMMARY_FILE = "summary.json"
@@ -144,9 +145,14 @@ def make_example(data: bytes, label: int, class_name: str, rel_path: str,
     }))
 
 
+def _hash_bucket(key: str) -> float:
+    """A number in [0, 1) from `key`, the same on every machine and run."""
+    return int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big") / 2.0**64
+
+
 def hash_split(key: str, ratios: Dict[str, float]) -> str:
     """Deterministic split for `key` (same on every machine and run) by cumulative ratios."""
-    bucket = int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big") / 2.0**64
+    bucket = _hash_bucket(key)
     cumulative = 0.0
     names = sorted(ratios)          # fixed order so the mapping does not depend on dict order
     for name in names:
@@ -154,6 +160,14 @@ def hash_split(key: str, ratios: Dict[str, float]) -> str:
         if bucket < cumulative:
             return name
     return names[-1]
+
+
+def in_validation(key: str, fraction: float) -> bool:
+    """Whether training file `key` (class/file name) belongs to the carved-out validation split.
+
+    Salted, so that the choice is independent of hash_split's on the same key.
+    """
+    return _hash_bucket(f"{configs.VALID_SPLIT}:{key}") < fraction
 
 
 def _list_class_folder(folder: layout_lib.ClassFolder, root: str) -> Iterable[Tuple[Any, str]]:
@@ -167,13 +181,17 @@ def _skip(rel_path: str, split: Optional[str], class_name: str, reason: str, det
 
 
 def _file_to_record(entry: Tuple[layout_lib.ClassFolder, str], root: str,
-                    split_ratios: Optional[Dict[str, float]]):
+                    split_ratios: Optional[Dict[str, float]], validation_fraction: float = 0.0):
     """One file -> (_EXAMPLE, split, class, serialized example) or (_SKIPPED, info dict)."""
     folder, name = entry
     rel_path = posixpath.join(folder.rel_dir, name)
+    # Hash keys use the path below the split folder, i.e. class/file.
+    key = posixpath.join(folder.class_name, name)
     split = folder.split
-    if split is None:  # hash split: key on the path below the split folder, i.e. class/file
-        split = hash_split(posixpath.join(folder.class_name, name), split_ratios)
+    if split is None:
+        split = hash_split(key, split_ratios)
+    if split == configs.TRAIN_SPLIT and validation_fraction and in_validation(key, validation_fraction):
+        split = configs.VALID_SPLIT
     if name.startswith("."):
         return _skip(rel_path, split, folder.class_name, layout_lib.REASON_HIDDEN)
     if folder.label is None:
@@ -229,6 +247,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             exclude_classes=_load_json_param(exec_properties.get(EXCLUDE_CLASSES_KEY)) or (),
             split_ratios=_load_json_param(exec_properties.get(SPLIT_RATIOS_KEY)),
             allow_missing_eval_classes=allow_missing,
+            validation_fraction=float(exec_properties.get(VALIDATION_FRACTION_KEY) or 0.0),
         )
         logging.info("ImageFolderExampleGen: root=%s splits=%s classes=%s (%d class folders)",
                      layout.root, layout.splits, layout.class_names, len(layout.class_folders))
@@ -248,7 +267,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 # Spread files over workers: a class folder can hold thousands.
                 | "Reshuffle" >> beam.Reshuffle()
                 | "ReadAndCheck" >> beam.Map(_file_to_record, root=layout.root,
-                                             split_ratios=layout.split_ratios))
+                                             split_ratios=layout.split_ratios,
+                                             validation_fraction=layout.validation_fraction))
             _ = (records
                  | "CountKeys" >> beam.Map(_count_key)
                  | "Count" >> beam.combiners.Count.PerElement()
@@ -321,6 +341,7 @@ def _finish_report(layout: layout_lib.DatasetLayout, report_uri: str, counts_pat
         "label_map": layout.label_map,
         "splits": list(layout.splits),
         "split_ratios": layout.split_ratios,
+        "validation_fraction": layout.validation_fraction,
         "on_bad_image": on_bad_image,
         "files_seen": files_seen,
         "examples": examples,
@@ -363,6 +384,16 @@ def _check_summary(summary: Dict[str, Any], layout: layout_lib.DatasetLayout, re
     for split, per_class in summary["examples"].items():
         empty = [c for c, n in per_class.items() if n == 0]
         if not empty:
+            continue
+        if split == configs.VALID_SPLIT:
+            # Carved at random: a small class can miss it. Training only needs some examples.
+            if len(empty) == len(per_class):
+                raise BadInputError(
+                    f"the {configs.VALID_SPLIT!r} split drew no examples: validation_fraction "
+                    f"{layout.validation_fraction} of {summary['examples_per_split'].get(configs.TRAIN_SPLIT, 0)}"
+                    " training images is too small; raise it, or set it to 0 to validate on "
+                    f"the {configs.EVAL_SPLIT!r} split")
+            logging.warning("class(es) %s drew no images into split %r", empty, split)
             continue
         if split == configs.TRAIN_SPLIT or not allow_missing_eval_classes:
             raise BadInputError(

@@ -33,6 +33,7 @@ def run_executor(root, out_dir, **params):
                                     if params.get("split_ratios") else None),
         executor.ON_BAD_IMAGE_KEY: params.pop("on_bad_image", configs.ON_BAD_IMAGE_FAIL),
         executor.ALLOW_MISSING_EVAL_CLASSES_KEY: int(params.pop("allow_missing", False)),
+        executor.VALIDATION_FRACTION_KEY: params.pop("validation_fraction", None),
     }
     params.pop("split_ratios", None)
     assert not params, params
@@ -242,6 +243,47 @@ def test_hash_split_of_a_single_folder_is_deterministic(tmp_path):
     n_train, n_eval = len(paths(ex1, "train")), len(paths(ex1, "eval"))
     assert n_train + n_eval == 40 and 20 <= n_train <= 38
     assert all(executor.hash_split(p.decode(), ratios) == "eval" for p in paths(ex1, "eval"))
+
+
+def _source_paths(examples, split):
+    return sorted(feature(e, configs.SOURCE_PATH_KEY).decode()
+                  for e in read_examples(examples, split))
+
+
+def test_validation_split_is_carved_from_training_only(tmp_path):
+    root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 30)
+    ex1, report = run_executor(root, str(tmp_path / "o1"), validation_fraction=0.25)
+    ex2, _ = run_executor(root, str(tmp_path / "o2"), validation_fraction=0.25)
+    summary = executor.read_summary(report.uri)
+    assert summary["splits"] == ["train", "valid", "eval"]
+    train, valid, evals = (_source_paths(ex1, s) for s in ("train", "valid", "eval"))
+    # Same images every run; only training images move; nothing lost or duplicated.
+    assert valid == _source_paths(ex2, "valid")
+    assert valid and all(p.startswith("Training/") for p in valid)
+    assert len(evals) == 60 and all(p.startswith("PublicTest/") for p in evals)
+    assert not set(train) & set(valid) and len(train) + len(valid) == 60
+    assert 5 <= len(valid) <= 25
+    assert summary["examples_per_split"] == {"train": len(train), "valid": len(valid), "eval": 60}
+    assert all(executor.in_validation(p.split("/", 1)[1], 0.25) for p in valid)
+    # Independent of the train/eval hash: the same key is not always in both or neither.
+    keys = [f"happy/{i}.jpg" for i in range(400)]
+    ratios = {"train": 0.75, "eval": 0.25}
+    both = sum(executor.in_validation(k, 0.25) and executor.hash_split(k, ratios) == "eval"
+               for k in keys)
+    assert 0 < both < 60  # ~25 expected if independent
+
+
+def test_validation_split_that_draws_nothing_is_an_error(tmp_path):
+    root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 1)
+    with pytest.raises(executor.BadInputError, match="'valid' split drew no examples"):
+        run_executor(root, str(tmp_path / "out"), validation_fraction=0.01)
+
+
+def test_validation_fraction_and_a_valid_split_of_ones_own_conflict(tmp_path):
+    root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 2)
+    with pytest.raises(LayoutError, match="already given"):
+        run_executor(root, str(tmp_path / "out"), validation_fraction=0.1,
+                     split_folders={**configs.DEFAULT_SPLIT_FOLDERS, "PrivateTest": "valid"})
 
 
 def test_layout_errors_surface_before_beam(tmp_path):

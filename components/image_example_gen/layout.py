@@ -54,6 +54,7 @@ class DatasetLayout:
     class_folders: Tuple[ClassFolder, ...]
     stray_entries: Tuple[StrayEntry, ...]
     split_ratios: Optional[Dict[str, float]] = None
+    validation_fraction: float = 0.0        # of the training files, hashed into VALID_SPLIT
 
     @property
     def label_map(self) -> Dict[str, int]:
@@ -74,7 +75,8 @@ def _list_dir(path: str) -> List[Tuple[str, bool]]:
 
 
 def _ordered_splits(splits) -> Tuple[str, ...]:
-    order = {s: i for i, s in enumerate((configs.TRAIN_SPLIT, configs.EVAL_SPLIT, configs.TEST_SPLIT))}
+    order = {s: i for i, s in enumerate((configs.TRAIN_SPLIT, configs.VALID_SPLIT,
+                                         configs.EVAL_SPLIT, configs.TEST_SPLIT))}
     return tuple(sorted(set(splits), key=lambda s: (order.get(s, len(order)), s)))
 
 
@@ -97,6 +99,7 @@ def resolve_layout(
     exclude_classes: Sequence[str] = (),
     split_ratios: Optional[Mapping[str, float]] = None,
     allow_missing_eval_classes: bool = False,
+    validation_fraction: float = 0.0,
 ) -> DatasetLayout:
     """Finds the split and class folders under `root`.
 
@@ -108,6 +111,8 @@ def resolve_layout(
       split_ratios: output split -> weight; enables the hash-based split of a single folder.
       allow_missing_eval_classes: if False, an included class without a folder in a non-training
         split is an error (a class missing from training always is).
+      validation_fraction: this share of the training files (by hash of class/file name) goes
+        to a `valid` split instead; 0 leaves training whole.
 
     Raises:
       LayoutError: with a message that says what is wrong and how to fix it.
@@ -132,6 +137,12 @@ def resolve_layout(
             other_dirs.append(name)
 
     ratios = validate_split_ratios(split_ratios) if split_ratios else None
+    if not 0.0 <= validation_fraction < 1.0:
+        raise LayoutError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if validation_fraction and configs.VALID_SPLIT in set(ratios or {}) | set(split_folders.values()):
+        raise LayoutError(
+            f"split {configs.VALID_SPLIT!r} is already given by split_ratios or split_folders; "
+            "set validation_fraction to 0 to use it instead of carving one out of training")
     # (rel_dir of the split folder or '' for the root, output split or None for hash split)
     sources: List[Tuple[str, Optional[str]]] = []
     if ratios:
@@ -217,8 +228,10 @@ def resolve_layout(
     return DatasetLayout(
         root=root,
         class_names=class_names,
-        splits=_ordered_splits(ratios.keys() if ratios else [s for _, s in sources]),
+        splits=_ordered_splits(list(ratios.keys() if ratios else [s for _, s in sources])
+                               + ([configs.VALID_SPLIT] if validation_fraction else [])),
         class_folders=folders,
         stray_entries=tuple(stray),
         split_ratios=ratios,
+        validation_fraction=validation_fraction,
     )
