@@ -68,7 +68,7 @@ def main(argv=None) -> int:
         blessing = run["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
         selection = json.loads(blessing.custom_properties["selection"].string_value)
         print(f"winner: {selection['winner'] or 'none'}")
-    print("\n| model | epochs | steps/epoch | batch | images seen | last val_accuracy "
+    print("\n| model | epochs | steps/epoch | batch | images seen | val_accuracy by epoch "
           "| accuracy | macro-F1 | blessed | Trainer wall time |\n|---|---|---|---|---|---|---|---|---|---|")
     per_class_rows = []
     for arch in configs.ARCHITECTURES:
@@ -82,14 +82,14 @@ def main(argv=None) -> int:
             executions_by_node[trainer_id].custom_properties["custom_config"].string_value)
         steps, batch = config.get("max_steps_per_epoch") or "all", config["batch_size"]
         epochs = summary["epochs_run"]
-        seen = epochs * steps * batch if isinstance(steps, int) else None
+        seen = epochs * summary.get("steps_per_epoch", 0) * batch or None
         label_names = config.get("label_names", label_names)
         metrics = evaluation.overall_metrics(run[evaluator_id].uri("evaluation"), label_names)
         blessing = run[evaluator_id].artifacts["blessing"][0].custom_properties
         blessed = bool(blessing["blessed"].int_value) if "blessed" in blessing else None
-        val = summary["history"].get("val_accuracy", [None])[-1]
+        val = ", ".join(f"{v:.3f}" for v in summary["history"].get("val_accuracy", []))
         print(f"| {arch} ({summary['variant']}) | {epochs} | {steps} | {batch} | {seen} "
-              f"| {val if val is None else round(val, 4)} "
+              f"| {val or '-'} "
               f"| {metrics.get(evaluation.ACCURACY, float('nan')):.4f} "
               f"| {metrics.get(evaluation.MACRO_F1, float('nan')):.4f} | {blessed} "
               f"| {seconds.get(trainer_id, 0.0) / 60:.1f} min |")

@@ -64,6 +64,13 @@ def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
         assert all(set(m) == {"precision", "recall", "f1"}
                    for m in c["metrics"]["per_class"].values())
 
+    # Early stopping watched the held-out part of training, never the eval split.
+    for arch in configs.ARCHITECTURES:
+        run_dir = outputs[f"Trainer_{arch}"].uri("model_run")
+        with open(os.path.join(run_dir, "training_summary.json")) as f:
+            validation_files = json.load(f)["validation_files"]
+        assert validation_files and all("Split-valid" in p for p in validation_files)
+
     pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
     assert pushed["pushed"].int_value == 1
     serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,

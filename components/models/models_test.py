@@ -99,24 +99,50 @@ class _ExamplesOnly:
         return self._spec
 
 
-def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_path):
+def _write_sorted_examples(path, per_class):
+    """Transformed examples written class after class, as ExampleGen's local runs write them;
+    each image's pixels hold its label and its index, so examples can be told apart."""
     import tensorflow as tf
-    # 30,000 examples written class after class, as ExampleGen's local runs write them: a
-    # fixed 10,000-example shuffle buffer would give first batches of classes 0 and 1 only.
-    path = str(tmp_path / "sorted.gz")
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for label in range(6):
-            for _ in range(5_000):
+            for i in range(per_class):
                 writer.write(tf.train.Example(features=tf.train.Features(feature={
                     trainer.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
-                        value=[float(label)] * 4)),
+                        value=[float(label), float(i), 0.0, 0.0])),
                     trainer.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
                         value=[label])),
                 })).SerializeToString())
     spec = {trainer.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
             trainer.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
-    fake = _ExamplesOnly(spec)
+    return _ExamplesOnly(spec)
+
+
+def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_path):
+    # 30,000 class-sorted examples: a fixed 10,000-example shuffle buffer would give first
+    # batches of classes 0 and 1 only.
+    path = str(tmp_path / "sorted.gz")
+    fake = _write_sorted_examples(path, 5_000)
     dataset = trainer.input_fn([path], fake, fake, batch_size=128, training=True,
                                num_examples=30_000)
     _, labels = next(iter(dataset))
     assert set(labels.numpy().tolist()) == set(range(6))
+
+
+def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
+    import numpy as np
+    path = str(tmp_path / "sorted.gz")
+    fake = _write_sorted_examples(path, 100)
+
+    dataset = trainer.input_fn([path], fake, fake, batch_size=16, training=False,
+                               num_examples=600, max_examples=60)
+
+    def one_pass():  # (label, index) of each example, in order
+        return [tuple(x) for images, _ in dataset
+                for x in images.numpy().reshape(-1, 4)[:, :2].astype(int).tolist()]
+
+    first, second = one_pass(), one_pass()
+    assert len(first) == 60 and len(set(first)) == 60
+    assert first == second                       # the same examples on every epoch
+    assert {label for label, _ in first} == set(range(6))  # not the first 60 of one class
+    uncapped = trainer.input_fn([path], fake, fake, batch_size=16, training=False)
+    assert sum(int(np.size(labels)) for _, labels in uncapped) == 600
