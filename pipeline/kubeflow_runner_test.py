@@ -1,7 +1,7 @@
 """The Kubeflow runner compiles the same graph into a KFP v2 pipeline spec."""
 import json
 
-from pipeline import kubeflow_runner
+from pipeline import configs, kubeflow_runner
 
 
 def _compile(tmp_path, *extra_args):
@@ -38,9 +38,13 @@ def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert {"Trainer_vgg16", "Trainer_resnet50"} <= set(tasks)
     assert not [t for t in tasks if t.startswith("Tuner_")]
-    for arch, steps in (("vgg16", 120), ("resnet50", 100)):
+    cpu = configs.get_profile("cpu")
+    for arch in ("vgg16", "resnet50"):
         custom_config = json.loads(tasks[f"Trainer_{arch}"]["inputs"]["parameters"][
             "custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
         assert custom_config["architecture"] == arch
-        assert custom_config["max_steps_per_epoch"] == steps
-        assert custom_config["epochs"] == 3
+        # The profile's budget for this architecture, as the local runner would use it.
+        for key, value in cpu.training_config(arch).items():
+            assert custom_config[key] == value, key
+    vgg16, resnet50 = (cpu.training_config(a) for a in ("vgg16", "resnet50"))
+    assert vgg16["max_steps_per_epoch"] != resnet50["max_steps_per_epoch"]
