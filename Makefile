@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap run test test-slow bench bench-train lock clean
+.PHONY: bootstrap run lint test test-slow bench bench-train lock clean
 
 bootstrap:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -12,8 +12,12 @@ bootstrap:
 run: bootstrap
 	$(VENV)/bin/fer-pipeline run $(ARGS)
 
-## Unit tests + one end-to-end run of the data half on tiny generated data.
-test: bootstrap
+## Lint with ruff (settings in ruff.toml); `make test` runs it first.
+lint: bootstrap
+	$(VENV)/bin/ruff check .
+
+## Lint, then unit tests + one end-to-end run of the data half on tiny generated data.
+test: bootstrap lint
 	$(PY) -m pytest $(ARGS)
 
 ## Long runs on the full FER2013 archives in ../shared (skipped when absent).
