@@ -28,7 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from pipeline import configs, local_runner, run_summary  # noqa: E402
+from components import contract
+from pipeline import configs, local_outputs, local_runner, run_summary  # noqa: E402
 from tests import fer2013  # noqa: E402
 
 COMPONENTS = ("ImageFolderExampleGen", "StatisticsGen", "Transform")
@@ -39,7 +40,7 @@ def subset_root(full_root: str, dest: str, fraction: float) -> int:
     PublicTest (included classes only) into `dest`. Returns the number of images linked."""
     n = 0
     for split in ("Training", "PublicTest"):
-        for cls in configs.DEFAULT_CLASSES:
+        for cls in contract.DEFAULT_CLASSES:
             src = os.path.join(full_root, split, cls)
             files = sorted(os.listdir(src))
             if split == "Training":
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fractions", default="0.25,0.5,1")
     parser.add_argument("--profile", default="cpu")
-    parser.add_argument("--out", default=os.path.join(configs.DEFAULT_OUTPUT_DIR,
+    parser.add_argument("--out", default=os.path.join(local_outputs.DEFAULT_OUTPUT_DIR,
                                                       "bench_data_half.json"))
     parser.add_argument("--transform-statistics", action="store_true",
                         help="let Transform compute pre/post-transform statistics too")
@@ -114,7 +115,7 @@ def main(argv=None) -> int:
         local_runner.run(data_root=root, output_dir=out_dir, profile=args.profile,
                          transform_statistics=args.transform_statistics, architectures=())
         total = time.perf_counter() - start
-        seconds = component_seconds(configs.OutputLayout(out_dir).metadata_path)
+        seconds = component_seconds(local_outputs.OutputLayout(out_dir).metadata_path)
         row = {"fraction": fraction, "images": images, "limit_s": limit, "pipeline_s": total,
                **{f"{c}_s": seconds[c] for c in COMPONENTS}}
         rows.append(row)
@@ -136,8 +137,8 @@ def main(argv=None) -> int:
     if not args.work_dir:
         shutil.rmtree(work, ignore_errors=True)
 
-    print("\n| Training share | images | limit (read+write) | ExampleGen | StatisticsGen | Transform "
-          "| ExampleGen / limit | data half (all 6 components) |")
+    print("\n| Training share | images | limit (read+write) | ExampleGen | StatisticsGen "
+          "| Transform | ExampleGen / limit | data half (all 6 components) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         eg = r["ImageFolderExampleGen_s"]

@@ -21,18 +21,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import components  # noqa: E402,F401  (sets TF_USE_LEGACY_KERAS=0 before TensorFlow loads)
+
+# isort: split
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components.models import trainer  # noqa: E402
+from components import contract  # noqa: E402
+from components.models import trainer, trainer_base, training_config  # noqa: E402
 from pipeline import configs, demo_data  # noqa: E402
 
 
 def demo_faces(split: str, per_class: int, size: int):
     """The images write_demo_dataset draws for `split` (same generator seeds), as arrays."""
     images, labels = [], []
-    for label, name in enumerate(configs.DEFAULT_CLASSES):
+    for label, name in enumerate(contract.DEFAULT_CLASSES):
         rng = np.random.default_rng(
             [configs.DEMO_SEED, zlib.crc32(name.encode()), zlib.crc32(split.encode())])
         for _ in range(per_class):
@@ -45,7 +48,7 @@ def demo_faces(split: str, per_class: int, size: int):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--arch", default="vgg16", choices=configs.ARCHITECTURES)
+    parser.add_argument("--arch", default="vgg16", choices=contract.ARCHITECTURES)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction, default=False)
@@ -54,16 +57,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
 
     per_class = configs.DEMO_IMAGES_PER_CLASS
-    x_train, y_train = demo_faces(configs.TRAIN_SPLIT, per_class[configs.TRAIN_SPLIT], args.size)
-    x_eval, y_eval = demo_faces(configs.EVAL_SPLIT, per_class[configs.EVAL_SPLIT], args.size)
+    x_train, y_train = demo_faces(contract.TRAIN_SPLIT, per_class[contract.TRAIN_SPLIT], args.size)
+    x_eval, y_eval = demo_faces(contract.EVAL_SPLIT, per_class[contract.EVAL_SPLIT], args.size)
     keras.utils.set_random_seed(42)
-    config = trainer.TrainConfig(architecture=args.arch, label_names=list(configs.DEFAULT_CLASSES))
+    config = training_config.TrainConfig(architecture=args.arch,
+                                         label_names=list(contract.DEFAULT_CLASSES))
     hparams = {**trainer.default_hyperparameters(args.arch), "learning_rate": args.learning_rate}
     model = trainer.build_model(config, hparams, (args.size, args.size, 1))
     train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
              .shuffle(len(y_train), seed=1).repeat().batch(args.batch))
     if args.augment:
-        augment = trainer.augmenter(42)
+        augment = trainer_base.augmenter(42)
         train = train.map(lambda x, y: (augment(x, training=True), y))
     evaluation = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(args.batch)
     start = time.perf_counter()

@@ -17,11 +17,11 @@ from typing import Dict
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import tensorflow as tf  # noqa: E402
-
-from components import evaluation  # noqa: E402
+from components import contract  # noqa: E402
 from components.model_selector import executor as selector_executor  # noqa: E402
-from pipeline import configs, run_summary  # noqa: E402
+from components.model_selector import selection as selection_lib  # noqa: E402
+from components.models import trainer_base  # noqa: E402
+from pipeline import configs, local_outputs, run_summary  # noqa: E402
 
 
 def node_executions(store, run: run_summary.RunOutputs) -> Dict[str, object]:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
     args = parser.parse_args(argv)
-    layout = configs.OutputLayout(os.path.abspath(args.output_dir))
+    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
     store = run_summary.sqlite_store(layout.metadata_path)
     run = run_summary.latest_run(store, args.pipeline_name)
     if run is None:
@@ -63,36 +63,29 @@ def main(argv=None) -> int:
     last = max(e.last_update_time_since_epoch for e in executions)
     print(f"\nfirst component start to last component end: {(last - first) / 60000:.1f} min")
 
-    label_names = None
-    if "ModelSelector" in run.nodes:
-        blessing = run["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
-        selection = json.loads(blessing.custom_properties["selection"].string_value)
-        print(f"winner: {selection['winner'] or 'none'}")
+    if "ModelSelector" not in run.nodes:
+        return 0
+    selection = selection_lib.read(run["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    print(f"winner: {selection.winner or 'none'}")
     print("\n| model | epochs | steps/epoch | batch | images seen | val_accuracy by epoch "
-          "| accuracy | macro-F1 | blessed | Trainer wall time |\n|---|---|---|---|---|---|---|---|---|---|")
+          "| accuracy | macro-F1 | blessed | Trainer wall time |\n"
+          "|---|---|---|---|---|---|---|---|---|---|")
     per_class_rows = []
-    for arch in configs.ARCHITECTURES:
-        trainer_id, evaluator_id = f"Trainer_{arch}", f"Evaluator_{arch}"
-        if trainer_id not in run.nodes or evaluator_id not in run.nodes:
-            continue
-        run_dir = run[trainer_id].uri("model_run")
-        with tf.io.gfile.GFile(os.path.join(run_dir, "training_summary.json")) as f:
-            summary = json.load(f)
+    for arch, candidate in selection.candidates.items():
+        trainer_id = f"Trainer_{arch}"
+        summary = trainer_base.read_training_summary(run[trainer_id].uri("model_run"))
         config = json.loads(
             executions_by_node[trainer_id].custom_properties["custom_config"].string_value)
         steps, batch = config.get("max_steps_per_epoch") or "all", config["batch_size"]
         epochs = summary["epochs_run"]
         seen = epochs * summary.get("steps_per_epoch", 0) * batch or None
-        label_names = config.get("label_names", label_names)
-        metrics = evaluation.overall_metrics(run[evaluator_id].uri("evaluation"), label_names)
-        blessing = run[evaluator_id].artifacts["blessing"][0].custom_properties
-        blessed = bool(blessing["blessed"].int_value) if "blessed" in blessing else None
+        metrics = candidate["metrics"]
         val = ", ".join(f"{v:.3f}" for v in summary["history"].get("val_accuracy", []))
         print(f"| {arch} ({summary['variant']}) | {epochs} | {steps} | {batch} | {seen} "
               f"| {val or '-'} "
-              f"| {metrics.get(evaluation.ACCURACY, float('nan')):.4f} "
-              f"| {metrics.get(evaluation.MACRO_F1, float('nan')):.4f} | {blessed} "
-              f"| {seconds.get(trainer_id, 0.0) / 60:.1f} min |")
+              f"| {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f} "
+              f"| {metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f} "
+              f"| {candidate['blessed']} | {seconds.get(trainer_id, 0.0) / 60:.1f} min |")
         per_class_rows.append((arch, metrics["per_class"]))
     if per_class_rows:
         names = sorted({n for _, pc in per_class_rows for n in pc}, key=str)

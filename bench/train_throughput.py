@@ -15,7 +15,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 
 _CHILD = r"""
 import json, os, sys, time

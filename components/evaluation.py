@@ -5,12 +5,10 @@ from typing import Dict, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
-from components import fer_metrics
-from components.models import trainer
-from pipeline import configs
+from components import contract, fer_metrics
 
-ACCURACY = "sparse_categorical_accuracy"  # TFMA's name for SparseCategoricalAccuracy
-MACRO_F1 = fer_metrics.MACRO_F1_NAME
+ACCURACY = contract.ACCURACY_METRIC
+MACRO_F1 = contract.MACRO_F1_METRIC
 TOP_1 = '"top_k": 1'
 
 
@@ -24,13 +22,13 @@ def eval_config(label_names: Sequence[str], min_accuracy: float) -> tfma.EvalCon
     class_ids = list(range(len(label_names)))
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
-            signature_name=trainer.EXAMPLES_SIGNATURE,
-            label_key=configs.LABEL_KEY,
-            prediction_key=trainer.PROBABILITIES_KEY,
+            signature_name=contract.EXAMPLES_SIGNATURE,
+            label_key=contract.LABEL_KEY,
+            prediction_key=contract.PROBABILITIES_KEY,
             preprocessing_function_names=[],
         )],
         slicing_specs=[tfma.SlicingSpec(),
-                       tfma.SlicingSpec(feature_keys=[configs.LABEL_NAME_KEY])],
+                       tfma.SlicingSpec(feature_keys=[contract.LABEL_NAME_KEY])],
         metrics_specs=[
             tfma.MetricsSpec(metrics=[
                 tfma.MetricConfig(class_name="ExampleCount"),

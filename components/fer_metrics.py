@@ -12,7 +12,9 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mccm
 from tensorflow_model_analysis.proto import config_pb2
 
-MACRO_F1_NAME = "macro_f1"
+from components import contract
+
+MACRO_F1_NAME = contract.MACRO_F1_METRIC
 
 
 def macro_f1_from_matrix(matrix: Dict, num_classes: int) -> float:

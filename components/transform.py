@@ -10,7 +10,7 @@ from typing import Any, Dict, Optional
 
 import tensorflow as tf
 
-from pipeline import configs
+from components import contract
 
 IMAGE_SIZE_CONFIG_KEY = "image_size"
 CHANNELS_CONFIG_KEY = "channels"
@@ -49,16 +49,16 @@ def preprocessing_fn(inputs: Dict[str, tf.Tensor],
                      custom_config: Optional[Dict[str, Any]] = None) -> Dict[str, tf.Tensor]:
     """tf.Transform preprocessing: raw features -> model features (`image_xf`, `label_xf`)."""
     custom_config = custom_config or {}
-    image_size = int(custom_config.get(IMAGE_SIZE_CONFIG_KEY, configs.DEFAULT_IMAGE_SIZE))
-    channels = int(custom_config.get(CHANNELS_CONFIG_KEY, configs.DEFAULT_CHANNELS))
+    image_size = int(custom_config.get(IMAGE_SIZE_CONFIG_KEY, contract.DEFAULT_IMAGE_SIZE))
+    channels = int(custom_config.get(CHANNELS_CONFIG_KEY, contract.DEFAULT_CHANNELS))
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, got {channels}")
 
-    encoded = tf.reshape(inputs[configs.IMAGE_KEY], [-1])
+    encoded = tf.reshape(inputs[contract.IMAGE_KEY], [-1])
     outputs = {
-        configs.transformed_name(configs.IMAGE_KEY): decode_images(encoded, image_size, channels),
+        contract.IMAGE_XF_KEY: decode_images(encoded, image_size, channels),
     }
-    if configs.LABEL_KEY in inputs:  # absent at serving time
-        outputs[configs.transformed_name(configs.LABEL_KEY)] = tf.reshape(
-            inputs[configs.LABEL_KEY], [-1])
+    if contract.LABEL_KEY in inputs:  # absent at serving time
+        outputs[contract.LABEL_XF_KEY] = tf.reshape(
+            inputs[contract.LABEL_KEY], [-1])
     return outputs

@@ -9,12 +9,15 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import dataset_metadata
 from tfx.utils import io_utils
 
-from components import transform
-from pipeline import configs
+from components import contract, transform
 from tests import image_folders
 
-IMAGE_XF = configs.transformed_name(configs.IMAGE_KEY)
-LABEL_XF = configs.transformed_name(configs.LABEL_KEY)
+# The curated schema, found from this file: component tests do not import the pipeline package.
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schema", "schema.pbtxt")
+
+IMAGE_XF = contract.transformed_name(contract.IMAGE_KEY)
+LABEL_XF = contract.transformed_name(contract.LABEL_KEY)
 
 
 def decode(data, size=48, channels=1):
@@ -60,17 +63,17 @@ def test_other_model_input_size():
 
 
 def test_preprocessing_fn_runs_in_tf_transform_with_the_curated_schema():
-    schema = io_utils.SchemaReader().read(os.path.join(configs.SCHEMA_DIR, "schema.pbtxt"))
+    schema = io_utils.SchemaReader().read(SCHEMA_FILE)
     metadata = dataset_metadata.DatasetMetadata(schema)
     raw = []
     for i, cls in enumerate(("angry", "fear", "happy")):
         raw.append({
-            configs.IMAGE_KEY: [image_folders.encode(image_folders.face(cls, i))],
-            configs.LABEL_KEY: [i],
-            configs.LABEL_NAME_KEY: [cls.encode()],
-            configs.SOURCE_PATH_KEY: [f"Training/{cls}/{i}.jpg".encode()],
-            configs.IMAGE_HEIGHT_KEY: [48], configs.IMAGE_WIDTH_KEY: [48],
-            configs.IMAGE_CHANNELS_KEY: [1], configs.IMAGE_FORMAT_KEY: [b"JPEG"],
+            contract.IMAGE_KEY: [image_folders.encode(image_folders.face(cls, i))],
+            contract.LABEL_KEY: [i],
+            contract.LABEL_NAME_KEY: [cls.encode()],
+            contract.SOURCE_PATH_KEY: [f"Training/{cls}/{i}.jpg".encode()],
+            contract.IMAGE_HEIGHT_KEY: [48], contract.IMAGE_WIDTH_KEY: [48],
+            contract.IMAGE_CHANNELS_KEY: [1], contract.IMAGE_FORMAT_KEY: [b"JPEG"],
         })
 
     def fn(inputs):
@@ -91,11 +94,11 @@ def test_preprocessing_fn_runs_in_tf_transform_with_the_curated_schema():
 
 def test_serving_inputs_without_label():
     out = transform.preprocessing_fn(
-        {configs.IMAGE_KEY: tf.constant([[image_folders.encode(image_folders.face())]])})
+        {contract.IMAGE_KEY: tf.constant([[image_folders.encode(image_folders.face())]])})
     assert set(out) == {IMAGE_XF} and out[IMAGE_XF].shape == (1, 48, 48, 1)
 
 
 def test_channels_must_be_1_or_3():
     with pytest.raises(ValueError, match="channels"):
-        transform.preprocessing_fn({configs.IMAGE_KEY: tf.constant([[b""]])},
+        transform.preprocessing_fn({contract.IMAGE_KEY: tf.constant([[b""]])},
                                    {transform.CHANNELS_CONFIG_KEY: 2})

@@ -2,6 +2,7 @@
 import os
 
 import pytest
+import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
@@ -44,5 +45,5 @@ def test_missing_anomalies_file_is_an_error_not_a_pass(tmp_path):
     artifact = standard_artifacts.ExampleAnomalies()
     artifact.uri = str(tmp_path)
     artifact.split_names = artifact_utils.encode_split_names(["train"])
-    with pytest.raises(Exception):
+    with pytest.raises(tf.errors.NotFoundError):
         validation_gate.read_anomalies(artifact)

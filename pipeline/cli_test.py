@@ -1,7 +1,8 @@
 """CLI parsing and the demo-data command (the `run` command is covered end to end in tests/)."""
 import pytest
 
-from pipeline import cli, configs
+from components import contract
+from pipeline import cli, cli_options, configs
 
 
 def test_help_lists_the_commands(capsys):
@@ -24,9 +25,9 @@ def test_run_help_explains_every_option(capsys):
 def test_run_defaults():
     args = cli.build_parser().parse_args(["run"])
     assert args.data_root is None and args.profile == configs.DEFAULT_PROFILE
-    assert args.classes == list(configs.DEFAULT_CLASSES)
-    assert args.on_bad_image == configs.ON_BAD_IMAGE_FAIL
-    assert args.split_folders == configs.DEFAULT_SPLIT_FOLDERS
+    assert args.classes == list(contract.DEFAULT_CLASSES)
+    assert args.on_bad_image == contract.ON_BAD_IMAGE_FAIL
+    assert args.split_folders == contract.DEFAULT_SPLIT_FOLDERS
 
 
 def test_run_option_parsing():
@@ -73,14 +74,16 @@ def test_profile_training_config_applies_architecture_overrides():
     cpu = configs.get_profile("cpu")
     assert not cpu.tuning and configs.get_profile("demo").tuning
     by_arch = cpu.training_by_architecture()
-    assert set(by_arch) == set(configs.ARCHITECTURES)
+    assert set(by_arch) == set(contract.ARCHITECTURES)
     assert by_arch["vgg16"]["max_steps_per_epoch"] != by_arch["resnet50"]["max_steps_per_epoch"]
-    assert by_arch["resnet50"]["batch_size"] == cpu.batch_size  # shared settings stay
-    assert cpu.training_config()["max_steps_per_epoch"] == cpu.max_steps_per_epoch
+    # Shared settings stay.
+    assert by_arch["resnet50"]["batch_size"] == cpu.training_config()["batch_size"]
+    assert "max_steps_per_epoch" not in cpu.training  # only per architecture
+    assert cpu.training_config()["max_steps_per_epoch"] == 0
 
 
 def test_training_overrides_only_what_is_given():
     parse = cli.build_parser().parse_args
-    assert cli._training_overrides(parse(["run"])) == {}
-    assert cli._training_overrides(parse(["run", "--epochs", "20", "--max-steps-per-epoch", "0"])) \
-        == {"epochs": 20, "max_steps_per_epoch": 0}
+    assert cli_options.training_overrides(parse(["run"])) == {}
+    given = parse(["run", "--epochs", "20", "--max-steps-per-epoch", "0"])
+    assert cli_options.training_overrides(given) == {"epochs": 20, "max_steps_per_epoch": 0}

@@ -15,10 +15,11 @@ from typing import Dict, Mapping, Optional, Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from components import contract
 from pipeline import configs
 
-_SPLIT_FOLDER = {configs.TRAIN_SPLIT: "Training", configs.EVAL_SPLIT: "PublicTest",
-                 configs.TEST_SPLIT: "PrivateTest"}
+_SPLIT_FOLDER = {contract.TRAIN_SPLIT: "Training", contract.EVAL_SPLIT: "PublicTest",
+                 contract.TEST_SPLIT: "PrivateTest"}
 _SUPERSAMPLE = 4  # draw large, then downscale: smooth edges like a real photo
 
 
@@ -83,7 +84,7 @@ def encode_jpeg(pixels: np.ndarray, quality: int = 90) -> bytes:
 def write_demo_dataset(
     root: str,
     images_per_split: Optional[Mapping[str, int]] = None,
-    classes: Sequence[str] = configs.DEFAULT_CLASSES,
+    classes: Sequence[str] = contract.DEFAULT_CLASSES,
     seed: int = configs.DEMO_SEED,
     size: int = 48,
 ) -> Dict[str, int]:
@@ -97,7 +98,8 @@ def write_demo_dataset(
         folder = _SPLIT_FOLDER[split]
         for name in sorted(classes):
             # One generator per (split, class): adding a class does not change the others.
-            rng = np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(split.encode())])
+            rng = np.random.default_rng(
+                [seed, zlib.crc32(name.encode()), zlib.crc32(split.encode())])
             class_dir = os.path.join(root, folder, name)
             os.makedirs(class_dir, exist_ok=True)
             for i in range(per_class):

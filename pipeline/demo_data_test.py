@@ -5,7 +5,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from pipeline import configs, demo_data
+from components import contract
+from pipeline import demo_data
 
 
 def digest(root):
@@ -23,7 +24,7 @@ def test_layout_counts_and_format(tmp_path):
     written = demo_data.write_demo_dataset(str(tmp_path), {"train": 3, "eval": 2})
     assert written == {"train": 18, "eval": 12}
     assert sorted(os.listdir(tmp_path)) == ["PublicTest", "Training"]
-    assert sorted(os.listdir(tmp_path / "Training")) == sorted(configs.DEFAULT_CLASSES)
+    assert sorted(os.listdir(tmp_path / "Training")) == sorted(contract.DEFAULT_CLASSES)
     with Image.open(tmp_path / "Training" / "happy" / "demo_0000.jpg") as im:
         assert (im.format, im.mode, im.size) == ("JPEG", "L", (48, 48))
 
@@ -37,7 +38,7 @@ def test_deterministic(tmp_path):
 def test_adding_a_class_leaves_the_others_unchanged(tmp_path):
     demo_data.write_demo_dataset(str(tmp_path / "six"), {"train": 2})
     demo_data.write_demo_dataset(str(tmp_path / "seven"), {"train": 2},
-                                 classes=configs.FER2013_CLASSES)
+                                 classes=contract.FER2013_CLASSES)
     assert digest(tmp_path / "six" / "Training" / "sad") == \
         digest(tmp_path / "seven" / "Training" / "sad")
 
@@ -49,7 +50,7 @@ def test_classes_are_learnable_by_a_linear_model():
     makes the expressions indistinguishable.
     """
     rng = np.random.default_rng(0)
-    classes = configs.DEFAULT_CLASSES
+    classes = contract.DEFAULT_CLASSES
 
     def sample(n):
         xs, ys = [], []

@@ -20,7 +20,8 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
                           "ExampleValidator", "SchemaValidationGate", "Transform",
                           # KFP v2 compiles the resolver into one task per channel.
                           "LatestBlessedModel-model-resolver",
-                          "LatestBlessedModel-model-blessing-resolver", "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
+                          "LatestBlessedModel-model-blessing-resolver",
+                          "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
                           "Tuner_resnet50", "Trainer_resnet50", "Evaluator_resnet50",
                           "ModelSelector", "Pusher"}
     # Transform waits for the validation gate even though it reads no output of it.

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping, Optional, Sequence
+from typing import Any, List, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.components.base import executor_spec
 
-from components import evaluation
+from components import contract, evaluation
 from components import transform as transform_module
 from components.image_example_gen.component import ImageFolderExampleGen
 from components.model_selector.component import ModelSelector
 from components.models import trainer as trainer_module
+from components.models import training_config
 from components.pusher import executor as pusher_executor
 from components.validation_gate import SchemaValidationGate
 from pipeline import configs
@@ -21,6 +22,7 @@ SCHEMA_FILE = "schema.pbtxt"
 PREPROCESSING_FN = f"{transform_module.__name__}.preprocessing_fn"
 RUN_FN = f"{trainer_module.__name__}.run_fn"
 TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
+SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
 
 
 def create_pipeline(
@@ -28,42 +30,37 @@ def create_pipeline(
     pipeline_root: str,
     data_root: str,
     schema_dir: str = configs.SCHEMA_DIR,
-    image_size: int = configs.DEFAULT_IMAGE_SIZE,
-    channels: int = configs.DEFAULT_CHANNELS,
-    split_folders: Mapping[str, str] = configs.DEFAULT_SPLIT_FOLDERS,
-    classes: Optional[Sequence[str]] = configs.DEFAULT_CLASSES,
+    image_size: int = contract.DEFAULT_IMAGE_SIZE,
+    channels: int = contract.DEFAULT_CHANNELS,
+    split_folders: Mapping[str, str] = contract.DEFAULT_SPLIT_FOLDERS,
+    classes: Optional[Sequence[str]] = contract.DEFAULT_CLASSES,
     exclude_classes: Sequence[str] = (),
     split_ratios: Optional[Mapping[str, float]] = None,
     validation_fraction: float = configs.DEFAULT_VALIDATION_FRACTION,
-    on_bad_image: str = configs.ON_BAD_IMAGE_FAIL,
+    on_bad_image: str = contract.ON_BAD_IMAGE_FAIL,
     allow_missing_eval_classes: bool = False,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = False,
     transform_statistics: bool = False,
-    architectures: Sequence[str] = configs.ARCHITECTURES,
+    training: Optional[Mapping[str, Mapping[str, Any]]] = None,
     enable_tuning: bool = True,
-    training: Optional[Mapping[str, object]] = None,
-    training_by_architecture: Optional[Mapping[str, Mapping[str, object]]] = None,
-    model_variants: Optional[Mapping[str, str]] = None,
-    weights: Optional[Mapping[str, str]] = None,
-    min_accuracy: float = 0.5,
-    selection_metric: str = evaluation.ACCURACY,
+    min_accuracy: float = configs.DEFAULT_MIN_ACCURACY,
+    selection_metric: str = configs.DEFAULT_SELECTION_METRIC,
     serving_dir: Optional[str] = None,
-    model_name: str = configs.MODEL_NAME,
+    model_name: str = contract.MODEL_NAME,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline graph (see README): data half, then per architecture Tuner ->
     Trainer -> Evaluator, then ModelSelector -> Pusher.
 
-    `architectures` empty gives the data half only. `training` holds TrainConfig settings
-    (epochs, batch_size, ...; see components/models/trainer.py) for every architecture;
-    `training_by_architecture` overrides them per architecture. `classes` must be explicit
-    when models are trained: the exported model needs the class names. Nothing is pushed
-    without `serving_dir`.
+    `training` maps each architecture to train to its settings (components/models/
+    training_config.py TrainConfig, without architecture and label names); empty or None gives
+    the data half only. `configs.pipeline_arguments` builds it from a profile. `classes` must
+    be explicit when models are trained: the exported model needs the class names. Nothing is
+    pushed without `serving_dir`. Every argument is checked before any component is built.
 
     `transform_statistics` makes Transform compute pre-/post-transform statistics too; off by
-    default: StatisticsGen already covers the raw features, and statistics over every pixel of
-    the transformed images cost more than they tell (see BENCHMARKS.md).
+    default: StatisticsGen already covers the raw features (BENCHMARKS.md).
 
     `validation_fraction` of the training images (by hash) form the `valid` split that the
     Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and
@@ -72,6 +69,12 @@ def create_pipeline(
     Caching is off by default: ImageFolderExampleGen's cache key is its configuration, not the
     files, so a cached run would miss new or changed images.
     """
+    training = dict(training or {})
+    label_names = check_arguments(
+        classes=classes, exclude_classes=exclude_classes, image_size=image_size,
+        channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
+        training=training, min_accuracy=min_accuracy, selection_metric=selection_metric)
+
     example_gen = ImageFolderExampleGen(
         input_base=data_root,
         split_folders=split_folders,
@@ -104,14 +107,7 @@ def create_pipeline(
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
                   transform]
 
-    unknown = set(architectures) - set(configs.ARCHITECTURES)
-    if unknown:
-        raise ValueError(f"unknown architectures {sorted(unknown)}; "
-                         f"choose from {configs.ARCHITECTURES}")
-    if architectures:
-        if classes is None:
-            raise ValueError("training needs the class names: pass classes explicitly")
-        label_names = sorted(set(classes) - set(exclude_classes))
+    if training:
         baseline = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
             model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -119,19 +115,13 @@ def create_pipeline(
         ).with_id("LatestBlessedModel")
         components.append(baseline)
         eval_config = evaluation.eval_config(label_names, min_accuracy)
-        has_valid_split = bool(validation_fraction) or configs.VALID_SPLIT in (
-            set(split_ratios or {}) | set(split_folders.values()))
-        train_args = tfx.proto.TrainArgs(splits=[configs.TRAIN_SPLIT], num_steps=0)
+        train_args = tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT], num_steps=0)
         eval_args = tfx.proto.EvalArgs(
-            splits=[configs.VALID_SPLIT if has_valid_split else configs.EVAL_SPLIT], num_steps=0)
+            splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
+            num_steps=0)
         candidates = {}
-        for arch in architectures:
-            custom_config = {**(training or {}),
-                             **(training_by_architecture or {}).get(arch, {}),
-                             "architecture": arch,
-                             "label_names": label_names,
-                             "variant": (model_variants or {}).get(arch, "fer"),
-                             "weights": (weights or {}).get(arch)}
+        for arch, settings in training.items():
+            custom_config = {**settings, "architecture": arch, "label_names": label_names}
             tuner = None
             if enable_tuning:
                 tuner = tfx.components.Tuner(
@@ -157,7 +147,7 @@ def create_pipeline(
                 model=trainer.outputs["model"],
                 baseline_model=baseline.outputs["model"],
                 eval_config=eval_config,
-                example_splits=[configs.EVAL_SPLIT],
+                example_splits=[contract.EVAL_SPLIT],
             ).with_id(f"Evaluator_{arch}")
             components += [trainer, evaluator]
             candidates[arch] = {"model": trainer.outputs["model"],
@@ -184,3 +174,50 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),
     )
+
+
+def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[str],
+                    image_size: int, channels: int, validation_fraction: float,
+                    on_bad_image: str, training: Mapping[str, Mapping[str, Any]],
+                    min_accuracy: float, selection_metric: str) -> List[str]:
+    """Raises configs.PipelineArgumentError naming every bad argument; returns the class names
+    by label id (empty when nothing is trained)."""
+    problems = []
+    unknown = set(training) - set(contract.ARCHITECTURES)
+    if unknown:
+        problems.append(f"unknown architectures {sorted(unknown)}; choose from "
+                        f"{contract.ARCHITECTURES}")
+    for arch, settings in sorted(training.items()):
+        reserved = {"architecture", "label_names"} & set(settings)
+        if reserved:
+            problems.append(f"training[{arch!r}] sets {sorted(reserved)}, which the pipeline sets")
+        try:
+            training_config.check_settings(settings)
+        except ValueError as e:
+            problems.append(f"training[{arch!r}]: {e}")
+    label_names: List[str] = []
+    if training:
+        if classes is None:
+            problems.append("training needs the class names: pass classes explicitly")
+        else:
+            label_names = list(contract.label_names(classes, exclude_classes))
+            if not label_names:
+                problems.append(f"no classes left to train: classes {list(classes)}, "
+                                f"excluded {list(exclude_classes)}")
+    if not (isinstance(image_size, int) and image_size >= 1):
+        problems.append(f"image_size must be a positive integer, got {image_size!r}")
+    if channels not in (1, 3):
+        problems.append(f"channels must be 1 or 3, got {channels!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        problems.append(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
+        problems.append(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
+                        f"got {on_bad_image!r}")
+    if not 0.0 <= min_accuracy <= 1.0:
+        problems.append(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+    if selection_metric not in SELECTION_METRICS:
+        problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
+                        f"got {selection_metric!r}")
+    if problems:
+        raise configs.PipelineArgumentError("create_pipeline: " + "; ".join(problems))
+    return label_names

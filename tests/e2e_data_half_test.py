@@ -7,15 +7,17 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from components import contract
 from components.image_example_gen import executor as example_gen_executor
+from components.image_example_gen import image_checks, ingest_report
 from components.validation_gate import DataValidationError
-from pipeline import cli, configs, demo_data, local_runner, run_summary
+from pipeline import cli, configs, demo_data, local_outputs, local_runner, run_summary
 from tests import image_folders
 
 pytestmark = pytest.mark.e2e
 
-IMAGE_XF = configs.transformed_name(configs.IMAGE_KEY)
-LABEL_XF = configs.transformed_name(configs.LABEL_KEY)
+IMAGE_XF = contract.transformed_name(contract.IMAGE_KEY)
+LABEL_XF = contract.transformed_name(contract.LABEL_KEY)
 NODES = ("ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
          "SchemaValidationGate", "Transform")
 
@@ -43,20 +45,20 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     assert "eval: 18 (angry=3," in printed
 
     outputs = run_summary.latest_run(
-        run_summary.sqlite_store(configs.OutputLayout(out_dir).metadata_path),
+        run_summary.sqlite_store(local_outputs.OutputLayout(out_dir).metadata_path),
         configs.PIPELINE_NAME)
     assert tuple(outputs.nodes) == NODES
     assert all(n.state == "COMPLETE" for n in outputs.nodes.values())
 
     # Ingest report: every file accounted for.
-    report = example_gen_executor.read_summary(
+    report = ingest_report.read_summary(
         outputs["ImageFolderExampleGen"].uri(example_gen_executor.INGEST_REPORT_KEY))
     per_split = report["examples_per_split"]
     # The default validation_fraction (0.1) moves some training images to 'valid'.
     assert set(per_split) == {"train", "valid", "eval"} and per_split["eval"] == 18
     assert per_split["train"] + per_split["valid"] == 48 and 0 < per_split["valid"] < 15
     assert f"valid: {per_split['valid']} (" in printed
-    assert report["skipped"] == {example_gen_executor.REASON_NOT_IMAGE_FILE: 1}
+    assert report["skipped"] == {image_checks.REASON_NOT_IMAGE_FILE: 1}
 
     # Statistics for every split.
     stats_uri = outputs["StatisticsGen"].uri("statistics")
@@ -78,7 +80,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
     tft_output = tft.TFTransformOutput(outputs["Transform"].uri("transform_graph"))
     layer = tft_output.transform_features_layer()
     with open(os.path.join(data, "PublicTest", "sad", "demo_0000.jpg"), "rb") as f:
-        served = layer({configs.IMAGE_KEY: tf.constant([[f.read()]])})
+        served = layer({contract.IMAGE_KEY: tf.constant([[f.read()]])})
     assert served[IMAGE_XF].shape == (1, 48, 48, 1)
 
 
@@ -99,6 +101,6 @@ def test_schema_anomalies_stop_the_run_before_transform(tmp_path):
     assert "train: feature 'image_channels'" in msg
     assert "eval:" not in msg
     outputs = run_summary.latest_run(
-        run_summary.sqlite_store(configs.OutputLayout(out_dir).metadata_path),
+        run_summary.sqlite_store(local_outputs.OutputLayout(out_dir).metadata_path),
         configs.PIPELINE_NAME)
     assert "Transform" not in outputs.nodes

@@ -16,10 +16,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
 
-from components import evaluation
+from components import contract, evaluation
 from components.model_selector import executor as selector_executor
-from components.models import trainer
-from pipeline import configs, demo_data, local_runner
+from components.model_selector import selection as selection_lib
+from components.models import trainer, trainer_base
+from pipeline import configs, demo_data, local_outputs, local_runner
 from tests import image_folders
 
 pytestmark = pytest.mark.e2e
@@ -42,45 +43,43 @@ def first_run(tmp_path_factory):
 
 def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
     outputs = first_run["outputs"]
-    for arch in configs.ARCHITECTURES:
+    for arch in contract.ARCHITECTURES:
         for node in (f"Tuner_{arch}", f"Trainer_{arch}", f"Evaluator_{arch}"):
             assert outputs[node].state == "COMPLETE", node
     assert outputs["ModelSelector"].state == "COMPLETE"
     assert outputs["Pusher"].state == "COMPLETE"
 
-    blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
-    selection = json.loads(blessing.custom_properties["selection"].string_value)
-    assert set(selection["candidates"]) == set(configs.ARCHITECTURES)
-    assert selection["winner"] in configs.ARCHITECTURES
-    winner = selection["candidates"][selection["winner"]]
+    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    assert set(selection.candidates) == set(contract.ARCHITECTURES)
+    assert selection.winner in contract.ARCHITECTURES
+    winner = selection.candidates[selection.winner]
     assert winner["blessed"] and winner["metric_value"] > 0
     assert all(c["metric_value"] <= winner["metric_value"]
-               for c in selection["candidates"].values() if c["blessed"])
+               for c in selection.candidates.values() if c["blessed"])
     # The metrics behind the choice are recorded with it, per class by class name.
-    for c in selection["candidates"].values():
+    for c in selection.candidates.values():
         assert c["metrics"][evaluation.ACCURACY] == c["metric_value"]
         assert 0.0 <= c["metrics"][evaluation.MACRO_F1] <= 1.0
-        assert set(c["metrics"]["per_class"]) == set(configs.DEFAULT_CLASSES)
+        assert set(c["metrics"]["per_class"]) == set(contract.DEFAULT_CLASSES)
         assert all(set(m) == {"precision", "recall", "f1"}
                    for m in c["metrics"]["per_class"].values())
 
     # Early stopping watched the held-out part of training, never the eval split.
-    for arch in configs.ARCHITECTURES:
-        run_dir = outputs[f"Trainer_{arch}"].uri("model_run")
-        with open(os.path.join(run_dir, "training_summary.json")) as f:
-            validation_files = json.load(f)["validation_files"]
+    for arch in contract.ARCHITECTURES:
+        validation_files = trainer_base.read_training_summary(
+            outputs[f"Trainer_{arch}"].uri("model_run"))["validation_files"]
         assert validation_files and all("Split-valid" in p for p in validation_files)
 
     pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
     assert pushed["pushed"].int_value == 1
-    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
-                                configs.MODEL_NAME)
+    serving_root = os.path.join(local_outputs.OutputLayout(first_run["out"]).serving_dir,
+                                contract.MODEL_NAME)
     assert os.listdir(serving_root) == [pushed["pushed_version"].string_value]
 
 
 def test_per_class_metrics_and_slices_are_present(first_run):
     outputs = first_run["outputs"]
-    for arch in configs.ARCHITECTURES:
+    for arch in contract.ARCHITECTURES:
         metrics = list(tfma.load_metrics(outputs[f"Evaluator_{arch}"].uri("evaluation")))
         overall = next(m for m in metrics if not m.slice_key.single_slice_keys)
         names = {(kv.key.name, kv.key.sub_key.class_id.value if kv.key.HasField("sub_key")
@@ -92,17 +91,17 @@ def test_per_class_metrics_and_slices_are_present(first_run):
         assert ("sparse_categorical_accuracy", None, False) in names
         by_class = {m.slice_key.single_slice_keys[0].bytes_value for m in metrics
                     if m.slice_key.single_slice_keys}
-        assert by_class == {c.encode() for c in configs.DEFAULT_CLASSES}
+        assert by_class == {c.encode() for c in contract.DEFAULT_CLASSES}
         plots = list(tfma.load_plots(outputs[f"Evaluator_{arch}"].uri("evaluation")))
         assert any("multi_class_confusion_matrix_at_thresholds" in str(p) for p in plots)
 
 
 def test_pushed_model_classifies_raw_jpeg_and_png_bytes(first_run):
-    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
-                                configs.MODEL_NAME)
+    serving_root = os.path.join(local_outputs.OutputLayout(first_run["out"]).serving_dir,
+                                contract.MODEL_NAME)
     version = os.listdir(serving_root)[0]
     model = tf.saved_model.load(os.path.join(serving_root, version))
-    serve = model.signatures[trainer.SERVING_SIGNATURE]
+    serve = model.signatures[contract.SERVING_SIGNATURE]
     rgb_big = np.stack([image_folders.face("sad", 5, size=96)] * 3, axis=-1)
     images = [image_folders.encode(image_folders.face("happy", 1)),
               image_folders.encode(rgb_big, "PNG")]
@@ -110,14 +109,14 @@ def test_pushed_model_classifies_raw_jpeg_and_png_bytes(first_run):
     probabilities = out["probabilities"].numpy()
     assert probabilities.shape == (2, 6)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-4)
-    assert [c.decode() for c in out["classes"].numpy()[0]] == list(configs.DEFAULT_CLASSES)
-    assert all(c.decode() in configs.DEFAULT_CLASSES for c in out["predicted_class"].numpy())
-    assert trainer.EXAMPLES_SIGNATURE in model.signatures
+    assert [c.decode() for c in out["classes"].numpy()[0]] == list(contract.DEFAULT_CLASSES)
+    assert all(c.decode() in contract.DEFAULT_CLASSES for c in out["predicted_class"].numpy())
+    assert contract.EXAMPLES_SIGNATURE in model.signatures
 
 
 def test_second_run_with_worse_candidates_pushes_nothing_new(first_run):
-    serving_root = os.path.join(configs.OutputLayout(first_run["out"]).serving_dir,
-                                configs.MODEL_NAME)
+    serving_root = os.path.join(local_outputs.OutputLayout(first_run["out"]).serving_dir,
+                                contract.MODEL_NAME)
     # A clearly good model first (VGG16, default hyperparameters, enough epochs), so that
     # "worse" below does not depend on how far run 1's short training got.
     good = local_runner.run(
@@ -136,7 +135,7 @@ def test_second_run_with_worse_candidates_pushes_nothing_new(first_run):
     outputs = local_runner.run(
         data_root=first_run["data"], output_dir=first_run["out"], profile="demo",
         enable_tuning=False, min_accuracy=0.0, training={**TRAINING, "epochs": 0})
-    for arch in configs.ARCHITECTURES:
+    for arch in contract.ARCHITECTURES:
         assert outputs[f"Evaluator_{arch}"].property("blessing", "baseline_model_id") == \
             baseline_id
         assert outputs[f"Evaluator_{arch}"].property("blessing", "blessed") == 0
@@ -166,7 +165,7 @@ def make_fn_args(transformed_examples_uri, transform_graph_uri, work_dir, epochs
     graph = standard_artifacts.TransformGraph()
     graph.uri = transform_graph_uri
     custom_config = {**TRAINING, "epochs": int(epochs), "architecture": "vgg16",
-                     "label_names": list(configs.DEFAULT_CLASSES), "augment": False,
+                     "label_names": list(contract.DEFAULT_CLASSES), "augment": False,
                      "early_stopping_patience": 100}
     fn_args = fn_args_utils.get_common_fn_args(
         {"examples": [examples], "transform_graph": [graph]},
@@ -185,7 +184,7 @@ def test_killed_trainer_resumes_from_its_last_epoch(first_run, tmp_path):
     args = [transform.uri("transformed_examples"), transform.uri("transform_graph"),
             str(tmp_path), "5"]
     fn_args = make_fn_args(*args)
-    log = os.path.join(trainer._backup_dir(fn_args), trainer.TRAINING_LOG)
+    log = os.path.join(trainer._backup_dir(fn_args), trainer_base.TRAINING_LOG)
 
     proc = subprocess.Popen([sys.executable, "-c", _RESUME_SCRIPT, *args],
                             cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL,
@@ -204,7 +203,7 @@ def test_killed_trainer_resumes_from_its_last_epoch(first_run, tmp_path):
 
     trainer.run_fn(make_fn_args(*args))  # the restarted Trainer
 
-    with open(os.path.join(fn_args.model_run_dir, trainer.TRAINING_LOG)) as f:
+    with open(os.path.join(fn_args.model_run_dir, trainer_base.TRAINING_LOG)) as f:
         rows = [r for r in csv.reader(f) if r and r[0] != "epoch"]
     epochs = [int(r[0]) for r in rows]
     # Resumed: epochs continue after the last saved one instead of starting again at 0

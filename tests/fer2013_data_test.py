@@ -1,14 +1,12 @@
 """The data half on real FER2013 files: a slice by default, the whole set with `-m slow`."""
-import os
 
-import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.image_example_gen import executor
+from components import contract
+from components.image_example_gen import executor, image_checks, ingest_report
 from components.image_example_gen.executor_test import read_examples, run_executor
 from components.transform import decode_images
-from pipeline import configs
 from tests import fer2013
 
 pytestmark = pytest.mark.skipif(not fer2013.available(),
@@ -19,20 +17,20 @@ def test_fer2013_slice_ingests_cleanly_and_decodes(tmp_path):
     data = str(tmp_path / "fer")
     fer2013.extract(data, per_class=15)
     examples, report = run_executor(data, str(tmp_path / "out"), classes=list(
-        configs.DEFAULT_CLASSES))
+        contract.DEFAULT_CLASSES))
 
-    summary = executor.read_summary(report.uri)
+    summary = ingest_report.read_summary(report.uri)
     assert summary["examples_per_split"] == {"train": 90, "eval": 90}
-    assert summary["skipped"] == {executor.REASON_CLASS_NOT_INCLUDED: 30}  # disgust, opt-in
-    assert summary["label_map"] == {c: i for i, c in enumerate(configs.DEFAULT_CLASSES)}
+    assert summary["skipped"] == {image_checks.REASON_CLASS_NOT_INCLUDED: 30}  # disgust, opt-in
+    assert summary["label_map"] == {c: i for i, c in enumerate(contract.DEFAULT_CLASSES)}
     train = read_examples(examples, "train")
     for e in train:
         f = e.features.feature
-        assert f[configs.SOURCE_PATH_KEY].bytes_list.value[0].startswith(b"Training/")
-        assert (f[configs.IMAGE_HEIGHT_KEY].int64_list.value[0],
-                f[configs.IMAGE_WIDTH_KEY].int64_list.value[0],
-                f[configs.IMAGE_CHANNELS_KEY].int64_list.value[0]) == (48, 48, 1)
-    images = decode_images(tf.constant([e.features.feature[configs.IMAGE_KEY].bytes_list.value[0]
+        assert f[contract.SOURCE_PATH_KEY].bytes_list.value[0].startswith(b"Training/")
+        assert (f[contract.IMAGE_HEIGHT_KEY].int64_list.value[0],
+                f[contract.IMAGE_WIDTH_KEY].int64_list.value[0],
+                f[contract.IMAGE_CHANNELS_KEY].int64_list.value[0]) == (48, 48, 1)
+    images = decode_images(tf.constant([e.features.feature[contract.IMAGE_KEY].bytes_list.value[0]
                                         for e in train]), 48, 1).numpy()
     assert images.shape == (90, 48, 48, 1) and 0 <= images.min() and images.max() <= 1
 
@@ -47,12 +45,12 @@ def test_full_fer2013_data_half(tmp_path):
     fer2013.extract(data)
     outputs = local_runner.run(data_root=data, output_dir=str(tmp_path / "out"), profile="cpu",
                                architectures=())
-    summary = executor.read_summary(outputs["ImageFolderExampleGen"].uri(
+    summary = ingest_report.read_summary(outputs["ImageFolderExampleGen"].uri(
         executor.INGEST_REPORT_KEY))
     per_split = summary["examples_per_split"]
     assert per_split["train"] + per_split["valid"] == 28273 and per_split["eval"] == 3533
     assert 0.09 < per_split["valid"] / 28273 < 0.11
-    assert summary["skipped"] == {executor.REASON_CLASS_NOT_INCLUDED: 436 + 56}
+    assert summary["skipped"] == {image_checks.REASON_CLASS_NOT_INCLUDED: 436 + 56}
     assert all(n.state == "COMPLETE" for n in outputs.nodes.values())
     for batch in read_transformed(outputs["Transform"], "eval")[:1]:
         images = batch[IMAGE_XF].numpy()

@@ -9,8 +9,8 @@ from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import contract
 from components.image_example_gen import executor
-from pipeline import configs
 
 
 class IngestReport(types.Artifact):
@@ -52,11 +52,11 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
     def __init__(
         self,
         input_base: str,
-        split_folders: Mapping[str, str] = configs.DEFAULT_SPLIT_FOLDERS,
-        classes: Optional[Sequence[str]] = configs.DEFAULT_CLASSES,
+        split_folders: Mapping[str, str] = contract.DEFAULT_SPLIT_FOLDERS,
+        classes: Optional[Sequence[str]] = contract.DEFAULT_CLASSES,
         exclude_classes: Sequence[str] = (),
         split_ratios: Optional[Mapping[str, float]] = None,
-        on_bad_image: str = configs.ON_BAD_IMAGE_FAIL,
+        on_bad_image: str = contract.ON_BAD_IMAGE_FAIL,
         allow_missing_eval_classes: bool = False,
         validation_fraction: float = 0.0,
     ):
@@ -74,8 +74,8 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             name, so the same images every run) to a `valid` split, for the Tuner and the
             Trainer's early stopping; 0 keeps training whole.
         """
-        if on_bad_image not in configs.ON_BAD_IMAGE_CHOICES:
-            raise ValueError(f"on_bad_image must be one of {configs.ON_BAD_IMAGE_CHOICES}")
+        if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
+            raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}")
         spec = ImageFolderExampleGenSpec(
             input_base=input_base,
             split_folders=json.dumps(dict(split_folders), sort_keys=True),

@@ -9,10 +9,10 @@ import tensorflow as tf
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils, standard_artifacts
 
-from components.image_example_gen import executor
+from components import contract
+from components.image_example_gen import executor, image_checks, ingest_report
 from components.image_example_gen.component import ImageFolderExampleGen, IngestReport
 from components.image_example_gen.layout import LayoutError
-from pipeline import configs
 from tests import image_folders
 
 CLASSES = ("happy", "sad")
@@ -26,12 +26,12 @@ def run_executor(root, out_dir, **params):
     exec_properties = {
         executor.INPUT_BASE_KEY: root,
         executor.SPLIT_FOLDERS_KEY: json.dumps(params.pop("split_folders",
-                                                          configs.DEFAULT_SPLIT_FOLDERS)),
+                                                          contract.DEFAULT_SPLIT_FOLDERS)),
         executor.CLASSES_KEY: json.dumps(params.pop("classes", list(CLASSES))),
         executor.EXCLUDE_CLASSES_KEY: json.dumps(params.pop("exclude_classes", [])),
         executor.SPLIT_RATIOS_KEY: (json.dumps(params["split_ratios"])
                                     if params.get("split_ratios") else None),
-        executor.ON_BAD_IMAGE_KEY: params.pop("on_bad_image", configs.ON_BAD_IMAGE_FAIL),
+        executor.ON_BAD_IMAGE_KEY: params.pop("on_bad_image", contract.ON_BAD_IMAGE_FAIL),
         executor.ALLOW_MISSING_EVAL_CLASSES_KEY: int(params.pop("allow_missing", False)),
         executor.VALIDATION_FRACTION_KEY: params.pop("validation_fraction", None),
     }
@@ -71,18 +71,18 @@ def test_good_folders_become_examples_with_every_feature(good_root, tmp_path):
     assert artifact_utils.decode_split_names(examples.split_names) == ["train", "eval"]
     train = read_examples(examples, "train")
     assert len(train) == 6 and len(read_examples(examples, "eval")) == 6
-    by_path = {feature(e, configs.SOURCE_PATH_KEY).decode(): e for e in train}
+    by_path = {feature(e, contract.SOURCE_PATH_KEY).decode(): e for e in train}
     ex = by_path["Training/sad/img_1.jpg"]
     with open(os.path.join(good_root, "Training/sad/img_1.jpg"), "rb") as f:
-        assert feature(ex, configs.IMAGE_KEY) == f.read()  # bytes exactly as read
-    assert feature(ex, configs.LABEL_KEY) == 1               # sorted: happy=0, sad=1
-    assert feature(ex, configs.LABEL_NAME_KEY) == b"sad"
-    assert feature(ex, configs.IMAGE_HEIGHT_KEY) == 48
-    assert feature(ex, configs.IMAGE_WIDTH_KEY) == 48
-    assert feature(ex, configs.IMAGE_CHANNELS_KEY) == 1
-    assert feature(ex, configs.IMAGE_FORMAT_KEY) == b"JPEG"
+        assert feature(ex, contract.IMAGE_KEY) == f.read()  # bytes exactly as read
+    assert feature(ex, contract.LABEL_KEY) == 1               # sorted: happy=0, sad=1
+    assert feature(ex, contract.LABEL_NAME_KEY) == b"sad"
+    assert feature(ex, contract.IMAGE_HEIGHT_KEY) == 48
+    assert feature(ex, contract.IMAGE_WIDTH_KEY) == 48
+    assert feature(ex, contract.IMAGE_CHANNELS_KEY) == 1
+    assert feature(ex, contract.IMAGE_FORMAT_KEY) == b"JPEG"
 
-    summary = executor.read_summary(report.uri)
+    summary = ingest_report.read_summary(report.uri)
     assert summary["label_map"] == {"happy": 0, "sad": 1}
     assert summary["examples"] == {"train": {"happy": 3, "sad": 3}, "eval": {"happy": 3, "sad": 3}}
     assert summary["files_seen"] == 12 and summary["skipped_total"] == 0
@@ -109,16 +109,16 @@ def _add_bad_inputs(root):
     w(os.path.join(train, "README.txt"), b"split-level file\n")
     w(os.path.join(train, "contempt", "c_0.jpg"), valid_jpeg)  # class not included
     return {
-        "Training/happy/truncated.jpg": executor.REASON_CORRUPT,
-        "Training/happy/corrupt.jpg": executor.REASON_CORRUPT,
-        "Training/happy/empty.jpg": executor.REASON_EMPTY,
-        "Training/happy/text.jpg": executor.REASON_NOT_AN_IMAGE,
-        "Training/sad/scan.png": executor.REASON_UNSUPPORTED_FORMAT,
-        "Training/sad/notes.txt": executor.REASON_NOT_IMAGE_FILE,
+        "Training/happy/truncated.jpg": image_checks.REASON_CORRUPT,
+        "Training/happy/corrupt.jpg": image_checks.REASON_CORRUPT,
+        "Training/happy/empty.jpg": image_checks.REASON_EMPTY,
+        "Training/happy/text.jpg": image_checks.REASON_NOT_AN_IMAGE,
+        "Training/sad/scan.png": image_checks.REASON_UNSUPPORTED_FORMAT,
+        "Training/sad/notes.txt": image_checks.REASON_NOT_IMAGE_FILE,
         "Training/sad/.DS_Store": "hidden_entry",
-        "Training/sad/nested.jpg": executor.REASON_DIRECTORY,
+        "Training/sad/nested.jpg": image_checks.REASON_DIRECTORY,
         "Training/README.txt": "not_in_class_folder",
-        "Training/contempt/c_0.jpg": executor.REASON_CLASS_NOT_INCLUDED,
+        "Training/contempt/c_0.jpg": image_checks.REASON_CLASS_NOT_INCLUDED,
     }
 
 
@@ -148,29 +148,29 @@ def test_bad_inputs_are_skipped_counted_and_listed(good_root, tmp_path):
 
     examples, report = run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
 
-    skipped = {s["path"]: s for s in executor.read_skipped(report.uri)}
+    skipped = {s["path"]: s for s in ingest_report.read_skipped(report.uri)}
     assert {p: s["reason"] for p, s in skipped.items()} == expected_skips
     assert skipped["Training/happy/truncated.jpg"]["detail"].startswith("JPEG: ")
-    train = {feature(e, configs.SOURCE_PATH_KEY).decode(): e for e in read_examples(examples,
+    train = {feature(e, contract.SOURCE_PATH_KEY).decode(): e for e in read_examples(examples,
                                                                                      "train")}
     for path, (fmt, h, w, c) in accepted.items():
         e = train[path]
-        got = tuple(feature(e, k) for k in (configs.IMAGE_FORMAT_KEY, configs.IMAGE_HEIGHT_KEY,
-                                            configs.IMAGE_WIDTH_KEY, configs.IMAGE_CHANNELS_KEY))
+        got = tuple(feature(e, k) for k in (contract.IMAGE_FORMAT_KEY, contract.IMAGE_HEIGHT_KEY,
+                                            contract.IMAGE_WIDTH_KEY, contract.IMAGE_CHANNELS_KEY))
         assert got == (fmt, h, w, c), path
-    summary = executor.read_summary(report.uri)
+    summary = ingest_report.read_summary(report.uri)
     # records in = records out + skipped, per the report and per the files on disk.
     assert summary["files_seen"] == summary["examples_total"] + summary["skipped_total"]
     assert summary["examples_total"] == 12 + len(accepted)
     assert summary["skipped_total"] == len(expected_skips)
     assert summary["bad_images"] == 5
-    assert summary["skipped"][executor.REASON_CORRUPT] == 2
+    assert summary["skipped"][image_checks.REASON_CORRUPT] == 2
     assert report.get_int_custom_property("bad_images") == 5
 
 
 def test_bad_images_fail_by_default_with_a_clear_listing(good_root, tmp_path):
     _add_bad_inputs(good_root)
-    with pytest.raises(executor.BadInputError) as err:
+    with pytest.raises(ingest_report.BadInputError) as err:
         run_executor(good_root, str(tmp_path / "out"))
     msg = str(err.value)
     assert "5 file(s)" in msg
@@ -178,7 +178,7 @@ def test_bad_images_fail_by_default_with_a_clear_listing(good_root, tmp_path):
     assert "Training/happy/empty.jpg: empty_file" in msg
     assert "--on-bad-image skip" in msg
     # The full list is still written where the message says.
-    assert os.path.exists(os.path.join(str(tmp_path / "out"), "report", executor.SKIPPED_FILE))
+    assert os.path.exists(os.path.join(str(tmp_path / "out"), "report", ingest_report.SKIPPED_FILE))
 
 
 def test_every_accepted_image_decodes_with_tensorflow(good_root, tmp_path):
@@ -186,14 +186,14 @@ def test_every_accepted_image_decodes_with_tensorflow(good_root, tmp_path):
     _add_accepted_variants(good_root)
     examples, _ = run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
     for e in read_examples(examples, "train"):
-        image = tf.io.decode_image(feature(e, configs.IMAGE_KEY), expand_animations=False)
-        assert image.shape[0] == feature(e, configs.IMAGE_HEIGHT_KEY)
+        image = tf.io.decode_image(feature(e, contract.IMAGE_KEY), expand_animations=False)
+        assert image.shape[0] == feature(e, contract.IMAGE_HEIGHT_KEY)
 
 
 def test_empty_class_folder_is_an_error(good_root, tmp_path):
     for name in os.listdir(os.path.join(good_root, "PublicTest", "sad")):
         os.remove(os.path.join(good_root, "PublicTest", "sad", name))
-    with pytest.raises(executor.BadInputError, match=r"\['sad'\] have no usable images in "
+    with pytest.raises(ingest_report.BadInputError, match=r"\['sad'\] have no usable images in "
                                                      r"split 'eval'"):
         run_executor(good_root, str(tmp_path / "out"))
 
@@ -202,14 +202,14 @@ def test_empty_eval_class_can_be_allowed(good_root, tmp_path):
     for name in os.listdir(os.path.join(good_root, "PublicTest", "sad")):
         os.remove(os.path.join(good_root, "PublicTest", "sad", name))
     _, report = run_executor(good_root, str(tmp_path / "out"), allow_missing=True)
-    assert executor.read_summary(report.uri)["examples"]["eval"] == {"happy": 3, "sad": 0}
+    assert ingest_report.read_summary(report.uri)["examples"]["eval"] == {"happy": 3, "sad": 0}
 
 
 def test_class_whose_files_are_all_bad_is_an_error_in_train(good_root, tmp_path):
     sad = os.path.join(good_root, "Training", "sad")
     for name in os.listdir(sad):
         image_folders.write(os.path.join(sad, name), b"")
-    with pytest.raises(executor.BadInputError, match=r"\['sad'\] have no usable images in "
+    with pytest.raises(ingest_report.BadInputError, match=r"\['sad'\] have no usable images in "
                                                      r"split 'train'"):
         run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
 
@@ -217,16 +217,17 @@ def test_class_whose_files_are_all_bad_is_an_error_in_train(good_root, tmp_path)
 def test_excluded_class_files_are_listed_not_dropped(tmp_path):
     root = image_folders.make_folders(str(tmp_path / "data"), ("disgust", "happy", "sad"), 2)
     examples, report = run_executor(root, str(tmp_path / "out"))  # classes: happy, sad
-    summary = executor.read_summary(report.uri)
-    assert summary["skipped"] == {executor.REASON_CLASS_NOT_INCLUDED: 4}
+    summary = ingest_report.read_summary(report.uri)
+    assert summary["skipped"] == {image_checks.REASON_CLASS_NOT_INCLUDED: 4}
     assert summary["files_seen"] == 12
-    assert {s["class"] for s in executor.read_skipped(report.uri)} == {"disgust"}
+    assert {s["class"] for s in ingest_report.read_skipped(report.uri)} == {"disgust"}
 
 
 def test_opting_in_a_class_shifts_label_ids_by_sorted_name(tmp_path):
     root = image_folders.make_folders(str(tmp_path / "data"), ("disgust", "happy", "sad"), 1)
     _, report = run_executor(root, str(tmp_path / "out"), classes=["sad", "happy", "disgust"])
-    assert executor.read_summary(report.uri)["label_map"] == {"disgust": 0, "happy": 1, "sad": 2}
+    label_map = ingest_report.read_summary(report.uri)["label_map"]
+    assert label_map == {"disgust": 0, "happy": 1, "sad": 2}
 
 
 def test_hash_split_of_a_single_folder_is_deterministic(tmp_path):
@@ -238,7 +239,9 @@ def test_hash_split_of_a_single_folder_is_deterministic(tmp_path):
     ratios = {"train": 0.75, "eval": 0.25}
     ex1, report1 = run_executor(root, str(tmp_path / "o1"), split_ratios=ratios)
     ex2, _ = run_executor(root, str(tmp_path / "o2"), split_ratios=ratios)
-    paths = lambda ex, s: sorted(feature(e, configs.SOURCE_PATH_KEY) for e in read_examples(ex, s))
+    def paths(ex, split):
+        return sorted(feature(e, contract.SOURCE_PATH_KEY) for e in read_examples(ex, split))
+
     assert paths(ex1, "eval") == paths(ex2, "eval")
     n_train, n_eval = len(paths(ex1, "train")), len(paths(ex1, "eval"))
     assert n_train + n_eval == 40 and 20 <= n_train <= 38
@@ -246,7 +249,7 @@ def test_hash_split_of_a_single_folder_is_deterministic(tmp_path):
 
 
 def _source_paths(examples, split):
-    return sorted(feature(e, configs.SOURCE_PATH_KEY).decode()
+    return sorted(feature(e, contract.SOURCE_PATH_KEY).decode()
                   for e in read_examples(examples, split))
 
 
@@ -254,7 +257,7 @@ def test_validation_split_is_carved_from_training_only(tmp_path):
     root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 30)
     ex1, report = run_executor(root, str(tmp_path / "o1"), validation_fraction=0.25)
     ex2, _ = run_executor(root, str(tmp_path / "o2"), validation_fraction=0.25)
-    summary = executor.read_summary(report.uri)
+    summary = ingest_report.read_summary(report.uri)
     assert summary["splits"] == ["train", "valid", "eval"]
     train, valid, evals = (_source_paths(ex1, s) for s in ("train", "valid", "eval"))
     # Same images every run; only training images move; nothing lost or duplicated.
@@ -275,7 +278,7 @@ def test_validation_split_is_carved_from_training_only(tmp_path):
 
 def test_validation_split_that_draws_nothing_is_an_error(tmp_path):
     root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 1)
-    with pytest.raises(executor.BadInputError, match="'valid' split drew no examples"):
+    with pytest.raises(ingest_report.BadInputError, match="'valid' split drew no examples"):
         run_executor(root, str(tmp_path / "out"), validation_fraction=0.01)
 
 
@@ -283,7 +286,7 @@ def test_validation_fraction_and_a_valid_split_of_ones_own_conflict(tmp_path):
     root = image_folders.make_folders(str(tmp_path / "data"), CLASSES, 2)
     with pytest.raises(LayoutError, match="already given"):
         run_executor(root, str(tmp_path / "out"), validation_fraction=0.1,
-                     split_folders={**configs.DEFAULT_SPLIT_FOLDERS, "PrivateTest": "valid"})
+                     split_folders={**contract.DEFAULT_SPLIT_FOLDERS, "PrivateTest": "valid"})
 
 
 def test_layout_errors_surface_before_beam(tmp_path):

@@ -16,7 +16,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
-from pipeline import configs
+from components import contract
 
 # Reasons an entry found while listing folders does not become an example.
 REASON_NOT_IN_CLASS_FOLDER = "not_in_class_folder"
@@ -58,7 +58,7 @@ class DatasetLayout:
 
     @property
     def label_map(self) -> Dict[str, int]:
-        return {name: i for i, name in enumerate(self.class_names)}
+        return contract.label_map(self.class_names)
 
 
 def _is_hidden(name: str) -> bool:
@@ -75,16 +75,15 @@ def _list_dir(path: str) -> List[Tuple[str, bool]]:
 
 
 def _ordered_splits(splits) -> Tuple[str, ...]:
-    order = {s: i for i, s in enumerate((configs.TRAIN_SPLIT, configs.VALID_SPLIT,
-                                         configs.EVAL_SPLIT, configs.TEST_SPLIT))}
+    order = {s: i for i, s in enumerate(contract.SPLIT_ORDER)}
     return tuple(sorted(set(splits), key=lambda s: (order.get(s, len(order)), s)))
 
 
 def validate_split_ratios(split_ratios: Mapping[str, float]) -> Dict[str, float]:
     ratios = {str(k): float(v) for k, v in split_ratios.items()}
-    missing = [s for s in configs.REQUIRED_SPLITS if s not in ratios]
+    missing = [s for s in contract.REQUIRED_SPLITS if s not in ratios]
     if missing:
-        raise LayoutError(f"split_ratios must name the splits {list(configs.REQUIRED_SPLITS)}; "
+        raise LayoutError(f"split_ratios must name the splits {list(contract.REQUIRED_SPLITS)}; "
                           f"missing {missing} in {ratios}")
     if any(v <= 0 for v in ratios.values()):
         raise LayoutError(f"split_ratios must all be > 0: {ratios}")
@@ -94,8 +93,8 @@ def validate_split_ratios(split_ratios: Mapping[str, float]) -> Dict[str, float]
 
 def resolve_layout(
     root: str,
-    split_folders: Mapping[str, str] = configs.DEFAULT_SPLIT_FOLDERS,
-    classes: Optional[Sequence[str]] = configs.DEFAULT_CLASSES,
+    split_folders: Mapping[str, str] = contract.DEFAULT_SPLIT_FOLDERS,
+    classes: Optional[Sequence[str]] = contract.DEFAULT_CLASSES,
     exclude_classes: Sequence[str] = (),
     split_ratios: Optional[Mapping[str, float]] = None,
     allow_missing_eval_classes: bool = False,
@@ -139,9 +138,10 @@ def resolve_layout(
     ratios = validate_split_ratios(split_ratios) if split_ratios else None
     if not 0.0 <= validation_fraction < 1.0:
         raise LayoutError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    if validation_fraction and configs.VALID_SPLIT in set(ratios or {}) | set(split_folders.values()):
+    own_splits = set(ratios or {}) | set(split_folders.values())
+    if validation_fraction and contract.VALID_SPLIT in own_splits:
         raise LayoutError(
-            f"split {configs.VALID_SPLIT!r} is already given by split_ratios or split_folders; "
+            f"split {contract.VALID_SPLIT!r} is already given by split_ratios or split_folders; "
             "set validation_fraction to 0 to use it instead of carving one out of training")
     # (rel_dir of the split folder or '' for the root, output split or None for hash split)
     sources: List[Tuple[str, Optional[str]]] = []
@@ -167,7 +167,7 @@ def resolve_layout(
             if len(names) > 1:
                 raise LayoutError(f"folders {names} under {root!r} all map to split {split!r}; "
                                   "keep one, or map them explicitly with --split-folders")
-        for split in configs.REQUIRED_SPLITS:
+        for split in contract.REQUIRED_SPLITS:
             if split not in split_dirs:
                 wanted = sorted(n for n, s in split_folders.items() if s == split)
                 raise LayoutError(
@@ -203,12 +203,12 @@ def resolve_layout(
                 f"class(es) {absent} requested but no such folder under {root!r}; class folders "
                 f"found: {all_class_names or 'none'} (choose classes with --classes, or "
                 "--classes all for every folder)")
-    excluded = set(exclude_classes)
-    class_names = tuple(sorted(c for c in wanted if c not in excluded))
+    class_names = contract.label_names(wanted, exclude_classes)
     if not class_names:
         raise LayoutError(f"no classes left to ingest under {root!r}: found "
-                          f"{all_class_names}, requested {classes}, excluded {sorted(excluded)}")
-    label_map = {c: i for i, c in enumerate(class_names)}
+                          f"{all_class_names}, requested {classes}, "
+                          f"excluded {sorted(exclude_classes)}")
+    label_map = contract.label_map(class_names)
 
     if not ratios:
         by_split: Dict[str, set] = {split: set() for _, split in sources}
@@ -216,8 +216,8 @@ def resolve_layout(
             by_split[split].add(c)
         for split, present in by_split.items():
             missing = [c for c in class_names if c not in present]
-            if missing and (split == configs.TRAIN_SPLIT or not allow_missing_eval_classes):
-                hint = ("" if split == configs.TRAIN_SPLIT
+            if missing and (split == contract.TRAIN_SPLIT or not allow_missing_eval_classes):
+                hint = ("" if split == contract.TRAIN_SPLIT
                         else ", or accept it with --allow-missing-eval-classes")
                 raise LayoutError(
                     f"class(es) {missing} have no folder in split {split!r} under {root!r}; "
@@ -229,7 +229,7 @@ def resolve_layout(
         root=root,
         class_names=class_names,
         splits=_ordered_splits(list(ratios.keys() if ratios else [s for _, s in sources])
-                               + ([configs.VALID_SPLIT] if validation_fraction else [])),
+                               + ([contract.VALID_SPLIT] if validation_fraction else [])),
         class_folders=folders,
         stray_entries=tuple(stray),
         split_ratios=ratios,

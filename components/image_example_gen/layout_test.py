@@ -3,9 +3,9 @@ import os
 
 import pytest
 
+from components import contract
 from components.image_example_gen import layout
 from components.image_example_gen.layout import LayoutError
-from pipeline import configs
 
 
 def mkdirs(root, *rel):
@@ -16,11 +16,11 @@ def mkdirs(root, *rel):
 
 def test_fer2013_layout_with_default_classes(tmp_path):
     classes = [f"{s}/{c}" for s in ("Training", "PublicTest", "PrivateTest")
-               for c in configs.FER2013_CLASSES]
+               for c in contract.FER2013_CLASSES]
     root = mkdirs(tmp_path, *classes)
     result = layout.resolve_layout(root)
     assert result.splits == ("train", "eval", "test")
-    assert result.class_names == configs.DEFAULT_CLASSES
+    assert result.class_names == contract.DEFAULT_CLASSES
     assert result.label_map == {"angry": 0, "fear": 1, "happy": 2, "neutral": 3, "sad": 4,
                                 "surprise": 5}
     disgust = [f for f in result.class_folders if f.class_name == "disgust"]
@@ -30,10 +30,10 @@ def test_fer2013_layout_with_default_classes(tmp_path):
 
 def test_disgust_is_opt_in_and_shifts_ids_by_sorted_name(tmp_path):
     root = mkdirs(tmp_path, *[f"{s}/{c}" for s in ("Training", "PublicTest")
-                              for c in configs.FER2013_CLASSES])
-    result = layout.resolve_layout(root, classes=configs.FER2013_CLASSES)
+                              for c in contract.FER2013_CLASSES])
+    result = layout.resolve_layout(root, classes=contract.FER2013_CLASSES)
     assert result.label_map["disgust"] == 1 and result.label_map["surprise"] == 6
-    assert layout.resolve_layout(root, classes=None).class_names == configs.FER2013_CLASSES
+    assert layout.resolve_layout(root, classes=None).class_names == contract.FER2013_CLASSES
 
 
 def test_kaggle_names_map_to_train_and_eval(tmp_path):

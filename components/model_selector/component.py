@@ -9,13 +9,13 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
+from components import contract
 from components.model_selector import executor
-from pipeline import configs
 
 
 def _candidate_inputs() -> Dict[str, ChannelParameter]:
     inputs = {}
-    for arch in configs.ARCHITECTURES:
+    for arch in contract.ARCHITECTURES:
         keys = executor.input_keys(arch)
         inputs[keys["model"]] = ChannelParameter(type=standard_artifacts.Model, optional=True)
         inputs[keys["blessing"]] = ChannelParameter(type=standard_artifacts.ModelBlessing,
@@ -49,9 +49,9 @@ class ModelSelector(base_component.BaseComponent):
                  label_names: Optional[Sequence[str]] = None):
         """`candidates`: architecture -> {"model", "blessing", "evaluation"} channels;
         `label_names`: class names by label id (per-class metrics are keyed by id without)."""
-        unknown = set(candidates) - set(configs.ARCHITECTURES)
+        unknown = set(candidates) - set(contract.ARCHITECTURES)
         if unknown or not candidates:
-            raise ValueError(f"candidates must be a non-empty subset of {configs.ARCHITECTURES}")
+            raise ValueError(f"candidates must be a non-empty subset of {contract.ARCHITECTURES}")
         inputs = {}
         for arch, channels in candidates.items():
             for kind, key in executor.input_keys(arch).items():

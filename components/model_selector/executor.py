@@ -8,40 +8,28 @@ candidate's metric are recorded as custom properties (ML Metadata) and in `selec
 from __future__ import annotations
 
 import json
-import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
-import tensorflow as tf
 from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
+from components import contract
 from components import evaluation as evaluation_lib
-from pipeline import configs
+from components.model_selector import selection
 
 MODEL_KEY = "model"
 BLESSING_KEY = "blessing"
 METRIC_KEY = "metric"
 LABEL_NAMES_KEY = "label_names"
-SELECTION_FILE = "selection.json"
 BLESSED_PROPERTY = "blessed"  # what TFX's Evaluator sets on ModelBlessing
 
 
 def input_keys(architecture: str) -> Dict[str, str]:
     return {"model": f"{architecture}_model", "blessing": f"{architecture}_blessing",
             "evaluation": f"{architecture}_evaluation"}
-
-
-def select(candidates: Dict[str, Dict[str, Any]]) -> Optional[str]:
-    """Name of the blessed candidate with the highest metric (ties: first by name), or None."""
-    blessed = [(c["metric_value"], name) for name, c in sorted(candidates.items())
-               if c["blessed"] and c["metric_value"] is not None]
-    if not blessed:
-        return None
-    best = max(v for v, _ in blessed)
-    return next(name for v, name in blessed if v == best)
 
 
 class Executor(base_executor.BaseExecutor):
@@ -54,7 +42,7 @@ class Executor(base_executor.BaseExecutor):
         label_names = json.loads(exec_properties.get(LABEL_NAMES_KEY) or "null")
         candidates: Dict[str, Dict[str, Any]] = {}
         models = {}
-        for arch in configs.ARCHITECTURES:
+        for arch in contract.ARCHITECTURES:
             keys = input_keys(arch)
             if not input_dict.get(keys["model"]):
                 continue  # architecture switched off
@@ -73,11 +61,12 @@ class Executor(base_executor.BaseExecutor):
             }
         if not candidates:
             raise ValueError("ModelSelector got no candidate models")
-        winner = select(candidates)
+        choice = selection.Selection(metric=metric, winner=selection.select(candidates),
+                                     candidates=candidates)
+        winner = choice.winner
 
         out_model = artifact_utils.get_single_instance(output_dict[MODEL_KEY])
         out_blessing = artifact_utils.get_single_instance(output_dict[BLESSING_KEY])
-        selection = {"metric": metric, "winner": winner, "candidates": candidates}
         if winner:
             # Pusher takes one Model channel: hand it a copy of the winner.
             io_utils.copy_dir(models[winner].uri, out_model.uri)
@@ -86,11 +75,8 @@ class Executor(base_executor.BaseExecutor):
             out_model.set_float_custom_property(metric, candidates[winner]["metric_value"])
         out_blessing.set_int_custom_property(BLESSED_PROPERTY, int(winner is not None))
         out_blessing.set_string_custom_property("winner", winner or "")
-        out_blessing.set_string_custom_property("selection", json.dumps(selection,
-                                                                        sort_keys=True))
-        tf.io.gfile.makedirs(out_blessing.uri)
-        with tf.io.gfile.GFile(os.path.join(out_blessing.uri, SELECTION_FILE), "w") as f:
-            json.dump(selection, f, indent=2, sort_keys=True)
+        out_blessing.set_string_custom_property(selection.SELECTION_PROPERTY, choice.to_json())
+        selection.write(choice, out_blessing.uri)
         for arch, c in candidates.items():
             logging.info("ModelSelector: %s %s=%s blessed=%s", arch, metric, c["metric_value"],
                          c["blessed"])

@@ -2,10 +2,19 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import keras
 from keras import layers
+
+from components.models.training_config import VARIANTS
+
+# Faster-moving batch-norm statistics than Keras' 0.99: short runs have few steps per epoch.
+BN_MOMENTUM = 0.9
+
+
+def batch_norm(name: str, **kwargs) -> layers.BatchNormalization:
+    return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name, **kwargs)
 
 
 def local_weights(weights: Optional[str]) -> Optional[str]:
@@ -46,3 +55,28 @@ def classifier_head(features, num_classes: int, dropout: float, head_units: int)
     x = layers.Dropout(dropout, name="head_dropout")(x)
     # float32 softmax even under mixed precision: probabilities must sum to 1 exactly enough.
     return layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def build_classifier(name: str, input_shape, num_classes: int, variant: str,
+                     fer_base: Callable[[keras.KerasTensor], keras.KerasTensor],
+                     stock_application: Callable[..., keras.Model], weights: Optional[str],
+                     dropout: float, head_units: int, trainable_base_layers: int) -> keras.Model:
+    """`fer_base` (variant "fer", random init) or the stock `keras.applications` builder
+    (variant "stock", random init or local ImageNet weights), under a softmax head."""
+    if variant not in VARIANTS:
+        raise ValueError(f"{name} variant must be one of {VARIANTS}, got {variant!r}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    if variant == "fer":
+        if weights:
+            raise ValueError(f"pretrained weights fit only the stock {name} (variant='stock')")
+        features = fer_base(inputs)
+    else:
+        x = inputs
+        if weights:
+            x = imagenet_input(x, mode="caffe")
+        base = stock_application(include_top=False, weights=local_weights(weights),
+                                 input_shape=tuple(x.shape[1:]))
+        freeze_all_but_last(base, trainable_base_layers if weights else -1)
+        features = base(x)
+    outputs = classifier_head(features, num_classes, dropout, head_units)
+    return keras.Model(inputs, outputs, name=f"{name.lower()}_{variant}")

@@ -3,8 +3,7 @@ import keras
 import keras_tuner
 import pytest
 
-from components.models import resnet50, trainer, vgg16
-from pipeline import configs
+from components.models import resnet50, trainer, trainer_base, training_config, vgg16
 
 
 @pytest.mark.parametrize("builder, variant, feature_px", [
@@ -19,14 +18,14 @@ def test_builders_give_a_softmax_over_the_classes(builder, variant, feature_px):
 
 def test_vgg16_fer_keeps_the_13_convolutions():
     model = vgg16.build((48, 48, 1), 6)
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [x for x in model.layers if isinstance(x, keras.layers.Conv2D)]
     assert len(convs) == 13 and len(model.layers) > 13
 
 
 def test_resnet50_fer_keeps_the_16_bottleneck_blocks():
     model = resnet50.build((48, 48, 1), 6)
-    assert len([l for l in model.layers if l.name.endswith("_add")]) == 16
-    assert len([l for l in model.layers if isinstance(l, keras.layers.Conv2D)]) == 53
+    assert len([x for x in model.layers if x.name.endswith("_add")]) == 16
+    assert len([x for x in model.layers if isinstance(x, keras.layers.Conv2D)]) == 53
 
 
 def test_weights_must_be_a_local_file():
@@ -38,33 +37,34 @@ def test_weights_must_be_a_local_file():
 
 def test_train_config_rejects_unknown_settings():
     with pytest.raises(ValueError, match="unknown training settings"):
-        trainer.TrainConfig.from_custom_config({"architecture": "vgg16", "label_names": ["a"],
-                                                "epoch": 3})
+        training_config.TrainConfig.from_custom_config(
+            {"architecture": "vgg16", "label_names": ["a"], "epoch": 3})
     with pytest.raises(ValueError, match="architecture"):
-        trainer.TrainConfig.from_custom_config({"architecture": "vgg19", "label_names": ["a"]})
+        training_config.TrainConfig.from_custom_config(
+            {"architecture": "vgg19", "label_names": ["a"]})
 
 
 def test_class_weights_balance_the_classes():
-    weights = trainer.class_weights([300, 100, 0])
+    weights = trainer_base.class_weights([300, 100, 0])
     assert weights[0] * 300 == pytest.approx(weights[1] * 100)
     assert weights[2] == 0.0
     assert (300 * weights[0] + 100 * weights[1]) / 400 == pytest.approx(1.0)
 
 
 def test_search_space_per_architecture():
-    config = trainer.TrainConfig(architecture="resnet50", label_names=list("abc"))
+    config = training_config.TrainConfig(architecture="resnet50", label_names=list("abc"))
     hp = keras_tuner.HyperParameters()
     params = trainer.search_space(hp, config)
     assert set(params) == {"learning_rate", "optimizer", "dropout", "head_units"}
-    assert params == configs.DEFAULT_HYPERPARAMETERS["resnet50"]  # defaults come first
-    with_weights = trainer.TrainConfig(architecture="vgg16", label_names=list("abc"),
+    assert params == training_config.DEFAULT_HYPERPARAMETERS["resnet50"]  # defaults come first
+    with_weights = training_config.TrainConfig(architecture="vgg16", label_names=list("abc"),
                                        weights="/w.h5")
     assert "trainable_base_layers" in trainer.search_space(keras_tuner.HyperParameters(),
                                                            with_weights)
 
 
 def test_compiled_model_uses_sparse_categorical_crossentropy():
-    config = trainer.TrainConfig(architecture="vgg16", label_names=list("abcdef"))
+    config = training_config.TrainConfig(architecture="vgg16", label_names=list("abcdef"))
     model = trainer.build_model(config, trainer.default_hyperparameters("vgg16"), (48, 48, 1))
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
@@ -77,10 +77,10 @@ def test_keras_3_everywhere():
 
 
 def test_shuffle_buffer_covers_the_split_within_its_memory_cap():
-    assert trainer.shuffle_buffer_size(28_273, (48, 48, 1)) == 28_273   # FER2013 train
-    capped = trainer.shuffle_buffer_size(10**6, (224, 224, 3))
+    assert trainer_base.shuffle_buffer_size(28_273, (48, 48, 1)) == 28_273   # FER2013 train
+    capped = trainer_base.shuffle_buffer_size(10**6, (224, 224, 3))
     assert 0 < capped < 10**6
-    assert capped * 4 * 224 * 224 * 3 <= trainer.SHUFFLE_BUFFER_BYTES
+    assert capped * 4 * 224 * 224 * 3 <= trainer_base.SHUFFLE_BUFFER_BYTES
 
 
 class _ExamplesOnly:
@@ -107,13 +107,13 @@ def _write_sorted_examples(path, per_class):
         for label in range(6):
             for i in range(per_class):
                 writer.write(tf.train.Example(features=tf.train.Features(feature={
-                    trainer.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
+                    trainer_base.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
                         value=[float(label), float(i), 0.0, 0.0])),
-                    trainer.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
+                    trainer_base.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
                         value=[label])),
                 })).SerializeToString())
-    spec = {trainer.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
-            trainer.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
+    spec = {trainer_base.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
+            trainer_base.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
     return _ExamplesOnly(spec)
 
 
@@ -122,7 +122,7 @@ def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_p
     # batches of classes 0 and 1 only.
     path = str(tmp_path / "sorted.gz")
     fake = _write_sorted_examples(path, 5_000)
-    dataset = trainer.input_fn([path], fake, fake, batch_size=128, training=True,
+    dataset = trainer_base.input_fn([path], fake, fake, batch_size=128, training=True,
                                num_examples=30_000)
     _, labels = next(iter(dataset))
     assert set(labels.numpy().tolist()) == set(range(6))
@@ -133,7 +133,7 @@ def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
     path = str(tmp_path / "sorted.gz")
     fake = _write_sorted_examples(path, 100)
 
-    dataset = trainer.input_fn([path], fake, fake, batch_size=16, training=False,
+    dataset = trainer_base.input_fn([path], fake, fake, batch_size=16, training=False,
                                num_examples=600, max_examples=60)
 
     def one_pass():  # (label, index) of each example, in order
@@ -144,5 +144,5 @@ def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
     assert len(first) == 60 and len(set(first)) == 60
     assert first == second                       # the same examples on every epoch
     assert {label for label, _ in first} == set(range(6))  # not the first 60 of one class
-    uncapped = trainer.input_fn([path], fake, fake, batch_size=16, training=False)
+    uncapped = trainer_base.input_fn([path], fake, fake, batch_size=16, training=False)
     assert sum(int(np.size(labels)) for _, labels in uncapped) == 600

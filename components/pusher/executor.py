@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import uuid
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 from absl import logging
 from tfx import types
@@ -20,6 +20,18 @@ from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
+
+PUSHED_PROPERTY = "pushed"                      # set by TFX's Pusher executor
+PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+
+
+def pushed_destination(pushed_model) -> Optional[str]:
+    """The version directory a Pusher's `pushed_model` (an ML Metadata Artifact) was published
+    to, or None when nothing was pushed."""
+    properties = pushed_model.custom_properties
+    if PUSHED_PROPERTY not in properties or not properties[PUSHED_PROPERTY].int_value:
+        return None
+    return properties[PUSHED_DESTINATION_PROPERTY].string_value
 
 
 def _is_local(path: str) -> bool:

@@ -32,3 +32,16 @@ def test_versions_stay_unique_and_increasing(tmp_path):
 def test_remote_paths_fall_back_to_tfx():
     assert not executor._is_local("gs://bucket/serving")
     assert executor._is_local("/srv/models")
+
+
+def test_pushed_destination_reads_what_the_pusher_recorded():
+    from ml_metadata.proto import metadata_store_pb2
+
+    pushed = metadata_store_pb2.Artifact()
+    pushed.custom_properties["pushed"].int_value = 1
+    pushed.custom_properties["pushed_destination"].string_value = "/srv/fer/17"
+    assert executor.pushed_destination(pushed) == "/srv/fer/17"
+    not_pushed = metadata_store_pb2.Artifact()
+    not_pushed.custom_properties["pushed"].int_value = 0
+    assert executor.pushed_destination(not_pushed) is None
+    assert executor.pushed_destination(metadata_store_pb2.Artifact()) is None

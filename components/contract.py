@@ -1,0 +1,120 @@
+"""The data and serving contract: names every stage and every client agree on.
+
+Feature keys of the examples, split names, FER class names and label ids, accepted image
+formats, model architectures, and the exported model's signatures and output keys. Components,
+the model code, serving clients and tests import this module; it imports nothing of the project
+and no TFX, so a serving client can use it without the pipeline's dependencies.
+"""
+from __future__ import annotations
+
+from typing import Dict, Iterable, Mapping, Optional, Sequence, Tuple
+
+# --- Raw features written by ImageFolderExampleGen (one tf.Example per image) ----------------
+IMAGE_KEY = "image"                # encoded image bytes exactly as read from disk
+LABEL_KEY = "label"                # int64 class id (index into the sorted class names)
+LABEL_NAME_KEY = "label_name"      # class folder name, e.g. b"happy"
+SOURCE_PATH_KEY = "source_path"    # path relative to the data root, e.g. b"Training/happy/x.jpg"
+IMAGE_HEIGHT_KEY = "image_height"
+IMAGE_WIDTH_KEY = "image_width"
+IMAGE_CHANNELS_KEY = "image_channels"
+IMAGE_FORMAT_KEY = "image_format"  # b"JPEG", b"PNG", b"BMP" or b"GIF"
+
+# Features present at serving time (a client sends only the encoded image).
+SERVING_FEATURE_KEYS = (IMAGE_KEY,)
+
+
+def transformed_name(key: str) -> str:
+    """Name of a feature after Transform (TFX convention: `_xf` suffix)."""
+    return key + "_xf"
+
+
+# --- Transformed features (Transform's output, the model's input) ---------------------------
+IMAGE_XF_KEY = transformed_name(IMAGE_KEY)   # float32 [size, size, channels] in [0, 1]
+LABEL_XF_KEY = transformed_name(LABEL_KEY)   # int64 class id
+# FER2013's own images: 48x48 grayscale. Transform resizes every image to the model input size.
+DEFAULT_IMAGE_SIZE = 48
+DEFAULT_CHANNELS = 1
+
+# --- Classes ----------------------------------------------------------------------------------
+FER2013_CLASSES = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
+# The original study used six classes; `disgust` (436 training images) is opt-in.
+DEFAULT_CLASSES = tuple(c for c in FER2013_CLASSES if c != "disgust")
+
+
+def label_names(classes: Iterable[str], exclude_classes: Iterable[str] = ()) -> Tuple[str, ...]:
+    """Class names by label id: the included classes, sorted, so that ids are the same on
+    every machine and run for the same class selection."""
+    excluded = set(exclude_classes)
+    return tuple(sorted({c for c in classes if c not in excluded}))
+
+
+def label_map(names: Sequence[str]) -> Dict[str, int]:
+    """Class name -> label id, for names already in label-id order (see `label_names`)."""
+    return {name: i for i, name in enumerate(names)}
+
+
+def names_from_label_map(mapping: Mapping[str, int]) -> Tuple[str, ...]:
+    """Class names by label id from a `label_map` (e.g. `label_map.json` of the examples)."""
+    ids = sorted(mapping.values())
+    if ids != list(range(len(ids))):
+        raise ValueError(f"label ids must be 0..{len(ids) - 1}, got {sorted(mapping.items())}")
+    return tuple(sorted(mapping, key=mapping.__getitem__))
+
+
+# --- Splits -----------------------------------------------------------------------------------
+TRAIN_SPLIT = "train"
+EVAL_SPLIT = "eval"
+TEST_SPLIT = "test"
+# Carved out of the training split by hash: the Tuner's objective and the Trainer's early
+# stopping read it, so the eval split stays untouched until the Evaluator scores it.
+VALID_SPLIT = "valid"
+REQUIRED_SPLITS = (TRAIN_SPLIT, EVAL_SPLIT)
+SPLIT_ORDER = (TRAIN_SPLIT, VALID_SPLIT, EVAL_SPLIT, TEST_SPLIT)
+# Split folder name -> split: FER2013's names and Kaggle's.
+DEFAULT_SPLIT_FOLDERS: Mapping[str, str] = {
+    "Training": TRAIN_SPLIT,
+    "train": TRAIN_SPLIT,
+    "PublicTest": EVAL_SPLIT,
+    "test": EVAL_SPLIT,
+    "PrivateTest": TEST_SPLIT,
+}
+
+
+def validation_split(validation_fraction: float, split_folders: Mapping[str, str],
+                     split_ratios: Optional[Mapping[str, float]] = None) -> str:
+    """The split that tuning and early stopping read: `valid` when the data has one (carved
+    out by `validation_fraction`, or the user's own), else `eval`."""
+    own = set(split_ratios or {}) | set(split_folders.values())
+    return VALID_SPLIT if validation_fraction or VALID_SPLIT in own else EVAL_SPLIT
+
+
+# --- Image files ------------------------------------------------------------------------------
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+# Formats tf.io.decode_image (used by Transform and serving) can decode.
+DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+
+# Bad-input policies for files with an image extension that cannot be used as an image.
+ON_BAD_IMAGE_FAIL = "fail"  # stop the run, listing the offending files
+ON_BAD_IMAGE_SKIP = "skip"  # count, list in the ingest report, and go on
+ON_BAD_IMAGE_CHOICES = (ON_BAD_IMAGE_FAIL, ON_BAD_IMAGE_SKIP)
+
+# --- Models and their evaluation -------------------------------------------------------------
+ARCHITECTURES = ("vgg16", "resnet50")
+# Metric names in the Evaluator's output (TFMA), as readers of an evaluation look them up.
+ACCURACY_METRIC = "sparse_categorical_accuracy"  # TFMA's name for SparseCategoricalAccuracy
+MACRO_F1_METRIC = "macro_f1"                     # components/fer_metrics.py
+
+# --- The exported model (what TF Serving loads) -----------------------------------------------
+MODEL_NAME = "fer"  # TF Serving model name: <serving_dir>/<MODEL_NAME>/<version>/
+# serving_default(image_bytes: string[B]) -> the outputs below.
+SERVING_SIGNATURE = "serving_default"
+SERVING_INPUT_KEY = "image_bytes"
+# serving_examples(examples: string[B]) -> the same outputs, from serialized tf.Examples with
+# an IMAGE_KEY feature (TFMA evaluates this one).
+EXAMPLES_SIGNATURE = "serving_examples"
+EXAMPLES_INPUT_KEY = "examples"
+PROBABILITIES_KEY = "probabilities"        # float32 [B, C]
+CLASSES_KEY = "classes"                    # string [B, C]: class names, in probability order
+CLASS_ID_KEY = "class_id"                  # int64 [B]: argmax
+PREDICTED_CLASS_KEY = "predicted_class"    # string [B]: name of the argmax class
+OUTPUT_KEYS = (PROBABILITIES_KEY, CLASSES_KEY, CLASS_ID_KEY, PREDICTED_CLASS_KEY)

@@ -1,0 +1,179 @@
+"""The ingest report of ImageFolderExampleGen: its writer and its readers.
+
+`summary.json` holds the counts (files seen, examples per split and class, skips per reason) and
+`skipped.jsonl` one line per file that did not become an example (path, split, class, reason,
+detail). The executor's Beam pipeline emits one record per file (`example_record` or
+`skipped_record`) and counts them by `count_key`; `finish` merges those counts with the entries
+found while listing folders, and `check` enforces `files seen = examples + skipped` and the
+bad-input policy.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List, Optional
+
+import tensorflow as tf
+from absl import logging
+
+from components import contract
+from components.image_example_gen import image_checks
+from components.image_example_gen import layout as layout_lib
+
+SUMMARY_FILE = "summary.json"
+SKIPPED_FILE = "skipped.jsonl"
+
+# Kinds of per-file records of the Beam pipeline.
+EXAMPLE = "example"
+SKIPPED = "skipped"
+
+
+class BadInputError(RuntimeError):
+    """Input data cannot be ingested under the configured policy."""
+
+
+def example_record(split: str, class_name: str, serialized_example: bytes):
+    return (EXAMPLE, split, class_name, serialized_example)
+
+
+def skipped_record(rel_path: str, split: Optional[str], class_name: Optional[str], reason: str,
+                   detail: str = ""):
+    return (SKIPPED, {"path": rel_path, "split": split, "class": class_name,
+                      "reason": reason, "detail": detail})
+
+
+def count_key(record) -> str:
+    """What a per-file record is counted under: (example, split, class) or (skipped, split,
+    reason)."""
+    if record[0] == EXAMPLE:
+        return json.dumps([EXAMPLE, record[1], record[2]])
+    info = record[1]
+    return json.dumps([SKIPPED, info["split"], info["reason"]])
+
+
+def summary_path(report_uri: str) -> str:
+    return os.path.join(report_uri, SUMMARY_FILE)
+
+
+def skipped_path(report_uri: str) -> str:
+    return os.path.join(report_uri, SKIPPED_FILE)
+
+
+def write_json(path: str, obj) -> None:
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def finish(layout: layout_lib.DatasetLayout, report_uri: str, beam_counts: str,
+           beam_skipped: str, on_bad_image: str) -> Dict[str, Any]:
+    """Merges Beam's counts and skip list (the files `beam_counts`, `beam_skipped`, removed
+    afterwards) with the driver-side stray entries into summary.json and skipped.jsonl."""
+    examples: Dict[str, Dict[str, int]] = {s: {c: 0 for c in layout.class_names}
+                                           for s in layout.splits}
+    skipped: Dict[str, int] = {}
+    files_seen = 0
+    with tf.io.gfile.GFile(beam_counts) as f:
+        for line in f:
+            (kind, split, key), n = json.loads(line)
+            files_seen += n
+            if kind == EXAMPLE:
+                examples[split][key] += n
+            else:
+                skipped[key] = skipped.get(key, 0) + n
+    # Stray entries (found while listing folders) go to the same list as Beam's skips.
+    with tf.io.gfile.GFile(skipped_path(report_uri), "w") as out:
+        with tf.io.gfile.GFile(beam_skipped) as f:
+            skipped_lines = sorted(f)
+        for entry in layout.stray_entries:
+            _, info = skipped_record(entry.rel_path, None, None, entry.reason)
+            skipped_lines.append(json.dumps(info, sort_keys=True) + "\n")
+            skipped[entry.reason] = skipped.get(entry.reason, 0) + 1
+            files_seen += 1
+        out.write("".join(skipped_lines))
+    tf.io.gfile.remove(beam_counts)
+    tf.io.gfile.remove(beam_skipped)
+
+    summary = {
+        "data_root": layout.root,
+        "class_names": list(layout.class_names),
+        "label_map": layout.label_map,
+        "splits": list(layout.splits),
+        "split_ratios": layout.split_ratios,
+        "validation_fraction": layout.validation_fraction,
+        "on_bad_image": on_bad_image,
+        "files_seen": files_seen,
+        "examples": examples,
+        "examples_per_split": {s: sum(c.values()) for s, c in examples.items()},
+        "examples_total": sum(sum(c.values()) for c in examples.values()),
+        "skipped": dict(sorted(skipped.items())),
+        "skipped_total": sum(skipped.values()),
+        "bad_images": sum(n for r, n in skipped.items() if r in image_checks.BAD_IMAGE_REASONS),
+        "skipped_list": SKIPPED_FILE,
+    }
+    write_json(summary_path(report_uri), summary)
+    return summary
+
+
+def read_skipped(report_uri: str) -> List[Dict[str, Any]]:
+    with tf.io.gfile.GFile(skipped_path(report_uri)) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_summary(report_uri: str) -> Dict[str, Any]:
+    with tf.io.gfile.GFile(summary_path(report_uri)) as f:
+        return json.load(f)
+
+
+def check(summary: Dict[str, Any], layout: layout_lib.DatasetLayout, report_uri: str,
+                   on_bad_image: str, allow_missing_eval_classes: bool) -> None:
+    if summary["files_seen"] != summary["examples_total"] + summary["skipped_total"]:
+        raise RuntimeError(f"ingest accounting broken: {summary['files_seen']} files seen != "
+                           f"{summary['examples_total']} examples + {summary['skipped_total']} "
+                           "skipped")
+    skipped_list = skipped_path(report_uri)
+    if summary["bad_images"] and on_bad_image == contract.ON_BAD_IMAGE_FAIL:
+        bad = [s for s in read_skipped(report_uri)
+               if s["reason"] in image_checks.BAD_IMAGE_REASONS]
+        shown = "\n".join(f"  {s['path']}: {s['reason']} {s['detail']}".rstrip() for s in bad[:10])
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise BadInputError(
+            f"{len(bad)} file(s) under {layout.root} have an image extension but cannot be used "
+            f"as images:\n{shown}{more}\nFull list: {skipped_list}\nFix or remove them, or rerun "
+            "with --on-bad-image skip to leave them out (they stay listed in the report).")
+    for split, per_class in summary["examples"].items():
+        empty = [c for c, n in per_class.items() if n == 0]
+        if not empty:
+            continue
+        if split == contract.VALID_SPLIT:
+            # Carved at random: a small class can miss it. Training only needs some examples.
+            if len(empty) == len(per_class):
+                raise BadInputError(
+                    f"the {contract.VALID_SPLIT!r} split drew no examples: validation_fraction "
+                    f"{layout.validation_fraction} of "
+                    f"{summary['examples_per_split'].get(contract.TRAIN_SPLIT, 0)} training "
+                    "images is too small; raise it, or set it to 0 to validate on the "
+                    f"{contract.EVAL_SPLIT!r} split")
+            logging.warning("class(es) %s drew no images into split %r", empty, split)
+            continue
+        if split == contract.TRAIN_SPLIT or not allow_missing_eval_classes:
+            raise BadInputError(
+                f"class(es) {empty} have no usable images in split {split!r} (empty folder, or "
+                f"every file skipped; see {skipped_list}). Exclude them with --exclude-classes"
+                + ("" if split == contract.TRAIN_SPLIT else
+                   ", or accept this with --allow-missing-eval-classes"))
+        logging.warning("class(es) %s have no images in split %r", empty, split)
+
+
+def format_summary(summary: Dict[str, Any]) -> str:
+    """A human-readable multi-line summary of an ingest report."""
+    lines = [f"{summary['files_seen']} files seen under {summary['data_root']}: "
+             f"{summary['examples_total']} examples, {summary['skipped_total']} skipped"]
+    for split in summary["splits"]:
+        per_class = summary["examples"][split]
+        counts = ", ".join(f"{c}={n}" for c, n in per_class.items())
+        lines.append(f"  {split}: {sum(per_class.values())} ({counts})")
+    if summary["skipped"]:
+        reasons = ", ".join(f"{r}={n}" for r, n in summary["skipped"].items())
+        lines.append(f"  skipped: {reasons}")
+    return "\n".join(lines)

@@ -1,0 +1,167 @@
+"""Trainer module, input and export side: what training reads and what the pushed model is.
+
+The input pipeline over Transform's output (batches, shuffling, validation sample, class
+counts), training-time augmentation, the exported serving model (Transform graph + Keras model +
+class names, with the signatures named in components/contract.py), and the training summary
+file each Trainer writes. No KerasTuner here: evaluation and serving code may import this module.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any, Dict, List
+
+import keras
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+from components import contract
+
+IMAGE_XF = contract.IMAGE_XF_KEY
+LABEL_XF = contract.LABEL_XF_KEY
+# Memory for the training shuffle buffer (serialized transformed examples, ~4 bytes a value).
+SHUFFLE_BUFFER_BYTES = 1 << 30
+TRAINING_LOG = "training_log.csv"              # per-epoch metrics, in the Trainer's model_run
+TRAINING_SUMMARY_FILE = "training_summary.json"  # what was trained and how, in model_run
+
+
+# --- Input pipeline ---------------------------------------------------------------------------
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Training-time augmentation (never in Transform or the exported model)."""
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
+        keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
+        keras.layers.RandomContrast(0.2, seed=seed),
+    ], name="augment")
+
+
+def shuffle_buffer_size(num_examples: int, image_shape) -> int:
+    """The whole split when it fits in SHUFFLE_BUFFER_BYTES (FER2013 at 48 px: ~260 MB).
+
+    The examples arrive grouped by class (ExampleGen lists one class folder after another and
+    the local Beam runner keeps that order), so a buffer much smaller than the split would feed
+    batches drawn from one or two classes at a time. Larger datasets should be written in
+    many shards; the buffer is capped by memory.
+    """
+    per_example = 4 * math.prod(int(d) for d in image_shape) + 256
+    return max(1, min(int(num_examples), SHUFFLE_BUFFER_BYTES // per_example))
+
+
+def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
+             tf_transform_output: tft.TFTransformOutput, batch_size: int, training: bool,
+             augment: bool = False, seed: int = 42, num_examples: int = 0,
+             max_examples: int = 0) -> tf.data.Dataset:
+    """(image [B, H, W, C] float32, label [B] int64) batches from transformed examples.
+
+    Training batches are shuffled across the whole split (`num_examples`; see
+    `shuffle_buffer_size`) and repeat forever; evaluation reads the split once, in order, or,
+    with `max_examples`, the same random subset of that many examples on every pass.
+    """
+    buffer = shuffle_buffer_size(num_examples or 10_000, image_shape(tf_transform_output))
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_XF,
+                                       shuffle=training, shuffle_seed=seed if training else None,
+                                       shuffle_buffer_size=buffer,
+                                       num_epochs=None if training else 1),
+        tf_transform_output.transformed_metadata.schema)
+    dataset = dataset.map(lambda features, label: (features[IMAGE_XF], tf.reshape(label, [-1])),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment:
+        aug = augmenter(seed)
+        dataset = dataset.map(lambda x, y: (aug(x, training=True), y),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    if not training and max_examples:
+        # Sampled across the whole split (it arrives sorted by class), fixed across epochs so
+        # that epochs compare on the same examples, and cached: each epoch reads it from memory.
+        dataset = (dataset.unbatch()
+                   .shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
+                   .take(max_examples).batch(batch_size).cache())
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def count_labels(file_pattern: List[str], num_classes: int) -> List[int]:
+    """Examples per class in transformed TFRecords (reads only the label)."""
+    files = [f for p in file_pattern for f in tf.io.gfile.glob(p)]
+    spec = {LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
+    counts = tf.zeros([num_classes], tf.int64)
+    for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(4096):
+        labels = tf.io.parse_example(batch, spec)[LABEL_XF]
+        counts += tf.math.bincount(labels, minlength=num_classes, maxlength=num_classes,
+                                   dtype=tf.int64)
+    return [int(c) for c in counts.numpy()]
+
+
+def class_weights(counts: List[int]) -> Dict[int, float]:
+    """Inverse-frequency weights with mean 1 over examples ('balanced')."""
+    total, present = sum(counts), sum(1 for c in counts if c)
+    return {i: (total / (present * c) if c else 0.0) for i, c in enumerate(counts)}
+
+
+def image_shape(tf_transform_output: tft.TFTransformOutput):
+    return tuple(tf_transform_output.transformed_feature_spec()[IMAGE_XF].shape)
+
+
+# --- Export -----------------------------------------------------------------------------------
+
+class ExportModule(tf.Module):
+    """The served model: Transform graph + Keras model + class names."""
+
+    def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                 label_names: List[str]):
+        super().__init__()
+        self.model = model
+        self.tft_layer = tf_transform_output.transform_features_layer()
+        self.class_names = tf.constant(label_names)
+        self._image_spec = tf_transform_output.raw_feature_spec()[contract.IMAGE_KEY]
+
+    def _predict(self, image_bytes):
+        transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
+        probabilities = tf.cast(self.model(transformed[IMAGE_XF], training=False), tf.float32)
+        class_id = tf.argmax(probabilities, axis=-1)
+        batch = tf.shape(probabilities)[0]
+        return {
+            contract.PROBABILITIES_KEY: probabilities,
+            contract.CLASSES_KEY: tf.tile(self.class_names[None, :], [batch, 1]),
+            contract.CLASS_ID_KEY: class_id,
+            contract.PREDICTED_CLASS_KEY: tf.gather(self.class_names, class_id),
+        }
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT_KEY)])
+    def serve_images(self, image_bytes):
+        return self._predict(image_bytes)
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None], tf.string, name=contract.EXAMPLES_INPUT_KEY)])
+    def serve_examples(self, examples):
+        parsed = tf.io.parse_example(examples, {contract.IMAGE_KEY: self._image_spec})
+        return self._predict(tf.reshape(parsed[contract.IMAGE_KEY], [-1]))
+
+
+def export_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                 label_names: List[str], export_dir: str) -> None:
+    module = ExportModule(model, tf_transform_output, label_names)
+    tf.saved_model.save(module, export_dir, signatures={
+        contract.SERVING_SIGNATURE: module.serve_images.get_concrete_function(),
+        contract.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
+    })
+
+
+# --- Training summary -------------------------------------------------------------------------
+
+def write_training_summary(model_run_dir: str, summary: Dict[str, Any]) -> None:
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_SUMMARY_FILE), "w") as f:
+        json.dump(summary, f, indent=2)
+
+
+def read_training_summary(model_run_dir: str) -> Dict[str, Any]:
+    """What a Trainer trained: architecture, variant, hyperparameters, epochs run, steps per
+    epoch, batch size, training examples per class, validation files and the Keras history."""
+    with tf.io.gfile.GFile(os.path.join(model_run_dir, TRAINING_SUMMARY_FILE)) as f:
+        return json.load(f)

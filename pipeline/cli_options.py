@@ -1,0 +1,146 @@
+"""Command-line options shared by the local CLI (`fer-pipeline run`) and the Kubeflow compiler
+(`python -m pipeline.kubeflow_runner`): the same names, parsing and defaults on both, turned
+into configs.RunOptions fields by `run_options`.
+"""
+from __future__ import annotations
+
+import argparse
+from typing import Any, Dict, List, Optional
+
+from components import contract
+from pipeline import configs
+
+
+def parse_mapping(text: str, value_type=str) -> Dict[str, Any]:
+    """'a=x,b=y' -> {'a': x, 'b': y}."""
+    out = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        if "=" not in item:
+            raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k.strip()] = value_type(v.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"bad value in {item!r}") from None
+    return out
+
+
+def parse_architectures(text: str) -> List[str]:
+    if text.strip().lower() == "none":
+        return []
+    archs = [a.strip() for a in text.split(",") if a.strip()]
+    unknown = set(archs) - set(contract.ARCHITECTURES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown architectures {sorted(unknown)}; "
+                                         f"choose from {', '.join(contract.ARCHITECTURES)}")
+    return archs
+
+
+def parse_classes(text: str) -> Optional[List[str]]:
+    if text.strip().lower() == "all":
+        return None
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
+                    serving_dir_help: str) -> None:
+    """Adds the profile, data, training, evaluation and orchestration options.
+
+    Only the schema directory's default and what an unset serving directory means differ
+    between runners (a container sees other paths than this machine).
+    """
+    parser.add_argument("--profile", default=configs.DEFAULT_PROFILE,
+                        choices=sorted(configs.PROFILES),
+                        help="; ".join(f"{p.name}: {p.description}"
+                                       for p in configs.PROFILES.values()))
+    data = parser.add_argument_group("data")
+    data.add_argument("--classes", type=parse_classes, default=list(contract.DEFAULT_CLASSES),
+                      help="comma-separated class folders to ingest, or 'all' (add disgust with "
+                           "--classes all on FER2013)")
+    data.add_argument("--exclude-classes", type=parse_classes, default=[],
+                      help="comma-separated class folders to leave out")
+    data.add_argument("--split-folders", type=parse_mapping,
+                      default=dict(contract.DEFAULT_SPLIT_FOLDERS),
+                      help="FOLDER=SPLIT,... mapping split folders to train/eval/test")
+    data.add_argument("--split-ratios", type=lambda t: parse_mapping(t, float),
+                      help="hash-split a single folder, e.g. train=0.8,eval=0.2")
+    data.add_argument("--validation-fraction", type=float,
+                      default=configs.DEFAULT_VALIDATION_FRACTION,
+                      help="share of the training images (chosen by hash, the same every run) "
+                           "held out as the 'valid' split for tuning and early stopping; 0 "
+                           "validates on the eval split instead")
+    data.add_argument("--on-bad-image", choices=contract.ON_BAD_IMAGE_CHOICES,
+                      default=contract.ON_BAD_IMAGE_FAIL,
+                      help="files with an image extension that do not decode: stop the run, or "
+                           "skip them (counted and listed in the ingest report)")
+    data.add_argument("--allow-missing-eval-classes", action="store_true",
+                      help="accept an included class without images in eval/test")
+    data.add_argument("--schema-dir", default=schema_dir_default,
+                      help="directory holding the curated schema.pbtxt")
+    data.add_argument("--transform-statistics", action="store_true",
+                      help="let Transform compute pre- and post-transform statistics too")
+
+    model = parser.add_argument_group("models and training")
+    model.add_argument("--image-size", type=int,
+                       help="model input size (default: the profile's)")
+    model.add_argument("--channels", type=int, choices=(1, 3),
+                       help="model input channels (default: the profile's)")
+    model.add_argument("--architectures", type=parse_architectures,
+                       default=list(contract.ARCHITECTURES),
+                       help="candidate models, comma-separated, or 'none' for the data half only")
+    tuning = model.add_mutually_exclusive_group()
+    tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
+                        help="run KerasTuner before each Trainer (default: the profile's; "
+                             "on for demo and gpu, off for cpu)")
+    tuning.add_argument("--no-tuning", dest="tuning", action="store_false",
+                        help="skip KerasTuner; train with the default hyperparameters")
+    model.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    model.add_argument("--max-steps-per-epoch", type=int,
+                       help="cap on training steps per epoch, 0 for full passes over the training "
+                            "split (default: the profile's, per architecture)")
+    model.add_argument("--model-variant", type=parse_mapping, default={},
+                       help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
+                            "ImageNet weights)")
+    model.add_argument("--weights", type=parse_mapping, default={},
+                       help="ARCH=PATH,...: local pretrained weights (stock variant); nothing is "
+                            "downloaded")
+
+    push = parser.add_argument_group("evaluation and push")
+    push.add_argument("--min-accuracy", type=float,
+                      help="Evaluator threshold to bless a model (default: the profile's)")
+    push.add_argument("--serving-dir", help=serving_dir_help)
+
+    orchestration = parser.add_argument_group("orchestration")
+    orchestration.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
+    orchestration.add_argument("--enable-cache", action="store_true",
+                               help="reuse results of identical earlier runs (only if the data "
+                                    "is unchanged)")
+    orchestration.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
+                               help="extra Beam pipeline argument (repeatable), e.g. "
+                                    "--beam-arg=--direct_num_workers=4")
+
+
+def training_overrides(args: argparse.Namespace) -> Dict[str, int]:
+    """Training settings given on the command line; they override the profile's."""
+    overrides = {}
+    if args.epochs is not None:
+        overrides["epochs"] = args.epochs
+    if args.max_steps_per_epoch is not None:
+        overrides["max_steps_per_epoch"] = args.max_steps_per_epoch
+    return overrides
+
+
+# Options whose parsed name is the configs.RunOptions field's name.
+_SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation_fraction",
+              "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
+              "image_size", "channels", "architectures", "weights", "min_accuracy",
+              "serving_dir", "enable_cache", "beam_args")
+
+
+def run_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """configs.RunOptions fields from parsed options (all but data_root, which each runner
+    resolves itself)."""
+    options = {name: getattr(args, name) for name in _SAME_NAME}
+    options.update(exclude_classes=args.exclude_classes or (), enable_tuning=args.tuning,
+                   training=training_overrides(args), model_variants=args.model_variant)
+    return options

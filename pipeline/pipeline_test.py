@@ -1,0 +1,51 @@
+"""create_pipeline checks every argument before it builds a component."""
+import pytest
+
+from pipeline import configs
+from pipeline import pipeline as pipeline_lib
+
+
+@pytest.fixture
+def no_components(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("a component was built before the arguments were checked")
+
+    monkeypatch.setattr(pipeline_lib, "ImageFolderExampleGen", refuse)
+
+
+def create(**kwargs):
+    return pipeline_lib.create_pipeline(pipeline_name="p", pipeline_root="/tmp/root",
+                                        data_root="/data", **kwargs)
+
+
+def test_every_bad_argument_is_named_at_once(no_components):
+    with pytest.raises(configs.PipelineArgumentError) as err:
+        create(training={"vgg19": {}, "vgg16": {"epoch": 3}}, channels=2, min_accuracy=2.0,
+               validation_fraction=1.0, on_bad_image="ignore", selection_metric="auc",
+               image_size=0)
+    message = str(err.value)
+    for expected in ("unknown architectures ['vgg19']", "training['vgg16']", "'epoch'",
+                     "channels must be 1 or 3", "min_accuracy", "validation_fraction",
+                     "on_bad_image", "selection_metric", "image_size"):
+        assert expected in message, expected
+
+
+def test_training_needs_class_names(no_components):
+    with pytest.raises(configs.PipelineArgumentError, match="class names"):
+        create(training={"vgg16": {}}, classes=None)
+    with pytest.raises(configs.PipelineArgumentError, match="no classes left"):
+        create(training={"vgg16": {}}, classes=["sad"], exclude_classes=["sad"])
+    with pytest.raises(configs.PipelineArgumentError, match="which the pipeline sets"):
+        create(training={"vgg16": {"label_names": ["a"]}})
+
+
+def test_one_training_mapping_per_architecture_builds_its_branch():
+    pipeline = create(training={"resnet50": {"epochs": 1}}, enable_tuning=False)
+    ids = {c.id for c in pipeline.components}
+    assert {"Trainer_resnet50", "Evaluator_resnet50", "ModelSelector"} <= ids
+    assert not any(i.endswith("vgg16") for i in ids) and not any("Tuner" in i for i in ids)
+    trainer = next(c for c in pipeline.components if c.id == "Trainer_resnet50")
+    custom_config = trainer.exec_properties["custom_config"]
+    assert '"epochs": 1' in custom_config and '"architecture": "resnet50"' in custom_config
+    data_half = create()
+    assert "Trainer_vgg16" not in {c.id for c in data_half.components}
