@@ -32,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser(
         "run", help="run the pipeline locally (LocalDagRunner + Beam DirectRunner)",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=cli_options.HelpFormatter,
         description="Run the pipeline locally. Without --data-root, a deterministic demo dataset "
                     "is generated under OUTPUT_DIR/demo_data and used.")
     run.add_argument("--data-root", help="image folders: DATA_ROOT/<split>/<class>/<image>; "

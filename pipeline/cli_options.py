@@ -11,6 +11,16 @@ from components import contract
 from pipeline import configs
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default, except for flags and where there is none (None: the
+    profile's)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.nargs == 0 or action.default is None or action.default in ([], {}, ()):
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def parse_mapping(text: str, value_type=str) -> Dict[str, Any]:
     """'a=x,b=y' -> {'a': x, 'b': y}."""
     out = {}

@@ -87,3 +87,10 @@ def test_training_overrides_only_what_is_given():
     assert cli_options.training_overrides(parse(["run"])) == {}
     given = parse(["run", "--epochs", "20", "--max-steps-per-epoch", "0"])
     assert cli_options.training_overrides(given) == {"epochs": 20, "max_steps_per_epoch": 0}
+
+
+def test_bad_pipeline_arguments_are_reported_without_traceback(tmp_path, capsys):
+    rc = cli.main(["run", "--output-dir", str(tmp_path / "out"), "--data-root", str(tmp_path),
+                   "--min-accuracy", "1.5"])
+    assert rc == 2
+    assert "ERROR (PipelineArgumentError)" in capsys.readouterr().err

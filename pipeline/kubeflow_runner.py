@@ -44,13 +44,15 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m pipeline.kubeflow_runner",
+                                     description=__doc__,
+                                     formatter_class=cli_options.HelpFormatter)
     parser.add_argument("--image", required=True, help="container image with this project")
     parser.add_argument("--data-root", required=True,
                         help="image folders, as the cluster sees them")
     parser.add_argument("--pipeline-root", required=True, help="artifact root (e.g. gs://...)")
-    parser.add_argument("--output-file", default=f"{configs.PIPELINE_NAME}.json")
+    parser.add_argument("--output-file", default=f"{configs.PIPELINE_NAME}.json",
+                        help="where to write the KFP pipeline spec (JSON)")
     cli_options.add_run_options(
         parser, schema_dir_default=IMAGE_SCHEMA_DIR,
         serving_dir_help="Pusher target as the cluster sees it (SERVING_DIR/fer/<version>/); "
@@ -59,9 +61,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    from components.image_example_gen.layout import LayoutError
+
     args = build_parser().parse_args(argv)
-    path = compile_pipeline(args.image, args.data_root, args.pipeline_root, args.output_file,
-                            pipeline_name=args.pipeline_name, **cli_options.run_options(args))
+    try:
+        path = compile_pipeline(args.image, args.data_root, args.pipeline_root, args.output_file,
+                                pipeline_name=args.pipeline_name,
+                                **cli_options.run_options(args))
+    except (configs.PipelineArgumentError, LayoutError) as e:
+        print(f"ERROR ({type(e).__name__}): {e}", file=sys.stderr)
+        return 2
     print(f"Kubeflow pipeline spec written to {path}")
     return 0
 

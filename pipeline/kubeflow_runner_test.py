@@ -49,3 +49,12 @@ def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
             assert custom_config[key] == value, key
     vgg16, resnet50 = (cpu.training_config(a) for a in ("vgg16", "resnet50"))
     assert vgg16["max_steps_per_epoch"] != resnet50["max_steps_per_epoch"]
+
+
+def test_bad_options_are_reported_without_a_traceback(tmp_path, capsys):
+    rc = kubeflow_runner.main(["--image", "i:1", "--data-root", "gs://b/fer", "--pipeline-root",
+                               "gs://b/root", "--output-file", str(tmp_path / "f.json"),
+                               "--min-accuracy", "2"])
+    assert rc == 2
+    assert "ERROR (PipelineArgumentError)" in capsys.readouterr().err
+    assert not (tmp_path / "f.json").exists()
