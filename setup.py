@@ -11,6 +11,13 @@ setup(
     package_data={"": ["*.pbtxt"]},
     # Versions live in requirements.lock (installed by scripts/bootstrap.sh); these are the
     # direct imports only, unpinned, so `pip install -e .` into a locked env changes nothing.
-    install_requires=["tfx", "tensorflow", "apache-beam", "keras-tuner", "numpy", "pillow"],
-    entry_points={"console_scripts": ["fer-pipeline=pipeline.cli:main"]},
+    install_requires=["tfx", "tensorflow", "apache-beam", "keras-tuner", "numpy", "pillow",
+                      "tensorflow-serving-api", "grpcio", "prometheus-client",
+                      "opencv-python-headless", "pyyaml"],
+    entry_points={"console_scripts": [
+        "fer-pipeline=pipeline.cli:main",
+        "fer-serve=serving.server:main",
+        "fer-client=serving.client_cli:main",
+        "fer-deploy=serving.deploy_cli:main",
+    ]},
 )

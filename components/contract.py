@@ -118,3 +118,9 @@ CLASSES_KEY = "classes"                    # string [B, C]: class names, in prob
 CLASS_ID_KEY = "class_id"                  # int64 [B]: argmax
 PREDICTED_CLASS_KEY = "predicted_class"    # string [B]: name of the argmax class
 OUTPUT_KEYS = (PROBABILITIES_KEY, CLASSES_KEY, CLASS_ID_KEY, PREDICTED_CLASS_KEY)
+# TF Serving replays these PredictionLog records (TFRecord) when it loads a version; so does
+# fer-serve. Path relative to the version directory.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+# TF Serving's default ports (its container's gRPC and REST); fer-serve uses the same.
+GRPC_PORT = 8500
+REST_PORT = 8501

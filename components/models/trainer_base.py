@@ -18,7 +18,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import contract
+from components import contract, warmup
 
 IMAGE_XF = contract.IMAGE_XF_KEY
 LABEL_XF = contract.LABEL_XF_KEY
@@ -151,6 +151,7 @@ def export_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
         contract.SERVING_SIGNATURE: module.serve_images.get_concrete_function(),
         contract.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
     })
+    warmup.write_warmup_requests(export_dir)
 
 
 # --- Training summary -------------------------------------------------------------------------
