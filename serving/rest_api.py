@@ -139,7 +139,7 @@ def metadata_json(loaded) -> Dict[str, Any]:
         "model_spec": {"name": loaded.model_name, "signature_name": "",
                        "version": str(loaded.version)},
         "metadata": {"signature_def": {
-            "signature_def": {name: json_format.MessageToDict(sd)
+            "signature_def": {name: json_format.MessageToDict(sd, preserving_proto_field_name=True)
                               for name, sd in loaded.signature_defs.items()}}},
     }
 

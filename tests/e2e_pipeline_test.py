@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -112,6 +113,35 @@ def test_pushed_model_classifies_raw_jpeg_and_png_bytes(first_run):
     assert [c.decode() for c in out["classes"].numpy()[0]] == list(contract.DEFAULT_CLASSES)
     assert all(c.decode() in contract.DEFAULT_CLASSES for c in out["predicted_class"].numpy())
     assert contract.EXAMPLES_SIGNATURE in model.signatures
+
+
+def test_pushed_model_carries_warmup_records_and_fer_serve_serves_it(first_run):
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    from components import warmup
+    from serving.server import FerServer, ServerConfig
+
+    serving_root = os.path.join(local_outputs.OutputLayout(first_run["out"]).serving_dir,
+                                contract.MODEL_NAME)
+    version = os.listdir(serving_root)[0]
+    requests = warmup.read_warmup_requests(os.path.join(serving_root, version))
+    assert [len(r.inputs[contract.SERVING_INPUT_KEY].string_val) for r in requests] == \
+        list(warmup.WARMUP_BATCH_SIZES)
+    assert {r.model_spec.signature_name for r in requests} == {contract.SERVING_SIGNATURE}
+
+    with FerServer(ServerConfig(serving_root, grpc_port=0, rest_port=None)) as server:
+        (loaded,) = [server.store.get()]
+        assert loaded.version == int(version)
+        assert loaded.warmup_requests == len(warmup.WARMUP_BATCH_SIZES)  # replayed at load
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(
+            grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}"))
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = contract.MODEL_NAME
+        request.inputs[contract.SERVING_INPUT_KEY].CopyFrom(tf.make_tensor_proto(
+            [image_folders.encode(image_folders.face("happy", 3))]))
+        response = stub.Predict(request, timeout=60)
+    assert response.model_spec.version.value == int(version)
+    assert tf.make_ndarray(response.outputs[contract.PROBABILITIES_KEY]).shape == (1, 6)
 
 
 def test_second_run_with_worse_candidates_pushes_nothing_new(first_run):

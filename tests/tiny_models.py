@@ -21,7 +21,8 @@ class TinyModel(tf.Module):
     def __init__(self, seed: int):
         super().__init__()
         classes = len(contract.DEFAULT_CLASSES)
-        self.weights = tf.Variable(tf.random.stateless_normal([SIZE * SIZE, classes], [seed, 1]))
+        self.weights = tf.Variable(
+            0.05 * tf.random.stateless_normal([SIZE * SIZE, classes], [seed, 1]))
         self.class_names = tf.constant(list(contract.DEFAULT_CLASSES))
 
     def _predict(self, image_bytes):
