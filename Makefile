@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap run lint test test-slow bench bench-train lock clean
+.PHONY: bootstrap run serve lint test test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -11,6 +11,10 @@ bootstrap:
 ## Run the pipeline locally on generated demo data (pass options with ARGS="...").
 run: bootstrap
 	$(VENV)/bin/fer-pipeline run $(ARGS)
+
+## Serve what `make run` pushed over TF Serving's gRPC (8500) and REST (8501) APIs; Ctrl-C stops.
+serve: bootstrap
+	$(VENV)/bin/fer-serve --model-base-path outputs/serving/fer $(ARGS)
 
 ## Lint with ruff (settings in ruff.toml); `make test` runs it first.
 lint: bootstrap
@@ -31,6 +35,10 @@ bench: bootstrap
 ## Training throughput per architecture and precision; figures go to BENCHMARKS.md.
 bench-train: bootstrap
 	$(PY) -m bench.train_throughput $(ARGS)
+
+## Serving latency/throughput of both trained models (after make run); figures go to BENCHMARKS.md.
+bench-serving: bootstrap
+	$(PY) -m bench.serving_bench $(ARGS)
 
 ## Re-resolve requirements.in into requirements.lock (needs network to PyPI; ~20 s with uv).
 lock: bootstrap

@@ -95,3 +95,22 @@ def test_validation_split_is_valid_only_when_there_is_one():
 def test_the_model_builders_cover_the_contract_architectures():
     from components.models import trainer
     assert tuple(trainer.BUILDERS) == contract.ARCHITECTURES
+
+
+def test_serving_needs_only_the_contract_and_the_warmup_records():
+    """fer-serve and the clients run where no pipeline code is wanted: of this project they may
+    import only `components.contract` and `components.warmup`, and nothing may pull in TFX,
+    tf.Transform, Keras or KerasTuner."""
+    serving_dir = os.path.join(os.path.dirname(COMPONENTS_DIR), "serving")
+    allowed = {"components", "components.contract", "components.warmup"}
+    for name in sorted(os.listdir(serving_dir)):
+        if not name.endswith(".py") or name.endswith("_test.py") or name == "conftest.py":
+            continue
+        project = {i for i in _imports(os.path.join(serving_dir, name))
+                   if i.split(".")[0] in PROJECT_PACKAGES and i.split(".")[0] != "serving"}
+        assert project <= allowed, (name, project - allowed)
+        module = f"serving.{name[:-3]}"
+        heavy = _transitive_imports(module) & {"tfx", "tensorflow_transform", "keras",
+                                               "keras_tuner", "tf_keras", "pipeline"}
+        assert heavy == set(), (module, heavy)
+    assert "tfx" in _transitive_imports("components.pusher.executor")  # the check works

@@ -6,6 +6,7 @@ import pytest
 
 from serving import client as client_lib
 from serving import client_cli
+from serving import faces as faces_lib
 from serving.conftest import push
 from serving.server import FerServer, ServerConfig
 
@@ -114,3 +115,47 @@ def test_cli_reports_server_errors_and_missing_files(server, tmp_path, capsys):
     assert client_cli.main(["predict", str(tmp_path / "missing.jpg"), "--server",
                             f"127.0.0.1:{server.grpc_port}"]) == 2
     assert "missing.jpg" in capsys.readouterr().err
+
+
+def test_grpc_over_tls_with_the_servers_certificate_as_ca(tmp_path, tiny_exports, face_images):
+    import shutil
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    base = str(tmp_path / "fer")
+    push(tiny_exports[0], base)
+    config = ServerConfig(base, grpc_port=0, rest_port=None, ssl_cert=str(cert),
+                          ssl_key=str(key))
+    with FerServer(config) as server:
+        with client_lib.GrpcClient(f"localhost:{server.grpc_port}", ca_file=str(cert)) as tls:
+            assert len(tls.predict(face_images[:2])) == 2
+        retry = client_lib.RetryPolicy(attempts=1)
+        with client_lib.GrpcClient(f"localhost:{server.grpc_port}", retry=retry,
+                                   timeout_s=5) as plain:
+            with pytest.raises(client_lib.ClientError) as e:
+                plain.predict(face_images[:1])  # plaintext against a TLS port fails
+        assert e.value.code == "UNAVAILABLE"
+
+
+def test_cli_finds_faces_in_photos_and_reports_photos_without_one(server, tmp_path, capsys):
+    import cv2
+
+    from serving.faces_test import fer_faces, photo_with
+
+    crops = [c for c in fer_faces(20) if faces_lib.find_faces(photo_with([c], [(240, 100)]))]
+    group = tmp_path / "group.jpg"
+    group.write_bytes(photo_with(crops[:2], [(40, 100), (420, 100)]))
+    empty = tmp_path / "wall.png"
+    empty.write_bytes(cv2.imencode(".png", np.full((200, 300), 90, np.uint8))[1].tobytes())
+    assert client_cli.main(["predict", "--faces", str(group), str(empty), "--format", "jsonl",
+                            "--server", f"127.0.0.1:{server.grpc_port}"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["file"], r.get("face")) for r in rows] == [
+        (str(group), 0), (str(group), 1), (str(empty), None)]
+    assert all(len(r["box"]) == 4 and r["class"] for r in rows[:2])
+    assert rows[2]["error"] == "no face found"

@@ -224,3 +224,17 @@ def test_server_side_batching_answers_each_request_as_alone(tmp_path, tiny_expor
     # 17 requests + 4 alone before them, in fewer model calls than requests: some were merged.
     assert value["fer_serve_batch_size_sum"] >= 4 + 16 + 2
     assert value["fer_serve_batch_size_count"] < 4 + 17
+
+
+def test_rest_refuses_requests_over_the_concurrency_limit(tmp_path, tiny_exports, face_images):
+    base = str(tmp_path / "fer")
+    push(tiny_exports[0], base)
+    config = ServerConfig(base, grpc_port=0, rest_port=0, max_concurrent_requests=1)
+    with FerServer(config) as server:
+        served = {"server": server}
+        body = {"instances": [b64(face_images[0])]}
+        assert server._rest.slots.acquire(blocking=False)  # one request is being handled
+        status, payload = rest(served, "POST", "/v1/models/fer:predict", body)
+        assert status == 429 and "too many concurrent requests" in payload["error"]
+        server._rest.slots.release()
+        assert rest(served, "POST", "/v1/models/fer:predict", body)[0] == 200
