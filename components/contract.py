@@ -92,6 +92,39 @@ def validation_split(validation_fraction: float, split_folders: Mapping[str, str
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 # Formats tf.io.decode_image (used by Transform and serving) can decode.
 DECODABLE_FORMATS = ("JPEG", "PNG", "BMP", "GIF")
+# Leading bytes of each decodable format, and of formats people send that it cannot decode:
+# ingest and serving judge a file by its content, not its name.
+FORMAT_SIGNATURES = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"BM", "BMP"),
+)
+UNSUPPORTED_FORMAT_SIGNATURES = (
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"RIFF", "WEBP or another RIFF format"),
+    (b"\x00\x00\x00\x0cjP", "JPEG 2000"),
+)
+
+
+def sniff_image_format(data: bytes) -> Optional[str]:
+    """The decodable format `data` starts like (one of DECODABLE_FORMATS), or None."""
+    for magic, name in FORMAT_SIGNATURES:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def sniff_unsupported_format(data: bytes) -> Optional[str]:
+    """The name of a known format the model cannot decode that `data` starts like, or None."""
+    for magic, name in UNSUPPORTED_FORMAT_SIGNATURES:
+        if data.startswith(magic):
+            return name
+    if len(data) >= 12 and data[4:8] == b"ftyp":
+        return "HEIC/AVIF or another ISO media format"
+    return None
 
 # Bad-input policies for files with an image extension that cannot be used as an image.
 ON_BAD_IMAGE_FAIL = "fail"  # stop the run, listing the offending files

@@ -14,38 +14,15 @@ import tensorflow as tf
 from components import contract
 from serving import errors
 
-# Leading bytes of each format the model decodes.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-)
-# Formats people send that the model cannot decode, named in the error.
-_KNOWN_OTHERS = (
-    (b"RIFF", "WEBP or another RIFF format"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"\x00\x00\x00\x0cjP", "JPEG 2000"),
-)
-
 
 def sniff_format(data: bytes) -> Optional[str]:
     """The decodable format `data` starts like, or None."""
-    for magic, name in _SIGNATURES:
-        if data.startswith(magic):
-            return name
-    return None
+    return contract.sniff_image_format(data)
 
 
 def _describe_unsupported(data: bytes) -> str:
-    for magic, name in _KNOWN_OTHERS:
-        if data.startswith(magic):
-            return name
-    if len(data) >= 12 and data[4:8] == b"ftyp":
-        return "HEIC/AVIF or another ISO media format"
-    return f"unknown format (starts with {data[:8]!r})"
+    return (contract.sniff_unsupported_format(data)
+            or f"unknown format (starts with {data[:8]!r})")
 
 
 def check_batch(images: Sequence[bytes]) -> None:

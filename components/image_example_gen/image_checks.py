@@ -29,26 +29,9 @@ class BadImage(Exception):
         self.detail = detail
 
 
-_MAGIC = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-)
-_UNSUPPORTED_MAGIC = (
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"RIFF", "WEBP/RIFF"),
-)
-
-
 def sniff_format(data: bytes) -> Optional[str]:
     """Image format from the file's leading bytes (not its extension), or None."""
-    for magic, fmt in _MAGIC:
-        if data.startswith(magic):
-            return fmt
-    return None
+    return contract.sniff_image_format(data)
 
 
 def inspect_image(data: bytes) -> Tuple[str, int, int, int]:
@@ -64,10 +47,10 @@ def inspect_image(data: bytes) -> Tuple[str, int, int, int]:
         raise BadImage(REASON_EMPTY, "zero-byte file")
     fmt = sniff_format(data)
     if fmt is None:
-        for magic, name in _UNSUPPORTED_MAGIC:
-            if data.startswith(magic):
-                raise BadImage(REASON_UNSUPPORTED_FORMAT,
-                               f"{name}; supported: {', '.join(contract.DECODABLE_FORMATS)}")
+        unsupported = contract.sniff_unsupported_format(data)
+        if unsupported:
+            raise BadImage(REASON_UNSUPPORTED_FORMAT,
+                           f"{unsupported}; supported: {', '.join(contract.DECODABLE_FORMATS)}")
         raise BadImage(REASON_NOT_AN_IMAGE,
                        f"content is not {'/'.join(contract.DECODABLE_FORMATS)} "
                        f"(starts with {data[:8]!r})")

@@ -109,6 +109,18 @@ def image_shape(tf_transform_output: tft.TFTransformOutput):
 
 # --- Export -----------------------------------------------------------------------------------
 
+def prediction_outputs(probabilities: tf.Tensor, class_names: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The served outputs (contract.OUTPUT_KEYS) from class probabilities [B, C]."""
+    class_id = tf.argmax(probabilities, axis=-1)
+    batch = tf.shape(probabilities)[0]
+    return {
+        contract.PROBABILITIES_KEY: probabilities,
+        contract.CLASSES_KEY: tf.tile(class_names[None, :], [batch, 1]),
+        contract.CLASS_ID_KEY: class_id,
+        contract.PREDICTED_CLASS_KEY: tf.gather(class_names, class_id),
+    }
+
+
 class ExportModule(tf.Module):
     """The served model: Transform graph + Keras model + class names."""
 
@@ -123,14 +135,7 @@ class ExportModule(tf.Module):
     def _predict(self, image_bytes):
         transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
         probabilities = tf.cast(self.model(transformed[IMAGE_XF], training=False), tf.float32)
-        class_id = tf.argmax(probabilities, axis=-1)
-        batch = tf.shape(probabilities)[0]
-        return {
-            contract.PROBABILITIES_KEY: probabilities,
-            contract.CLASSES_KEY: tf.tile(self.class_names[None, :], [batch, 1]),
-            contract.CLASS_ID_KEY: class_id,
-            contract.PREDICTED_CLASS_KEY: tf.gather(self.class_names, class_id),
-        }
+        return prediction_outputs(probabilities, self.class_names)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT_KEY)])
