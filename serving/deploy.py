@@ -227,5 +227,20 @@ def kubernetes_manifests(storage_uri: str, model_name: str = contract.MODEL_NAME
     return [config_map, deployment, service, autoscaler]
 
 
+class _ManifestDumper(yaml.SafeDumper):
+    """Multi-line strings (the config files) as literal blocks; no `&id001` anchors."""
+
+    def ignore_aliases(self, data):
+        return True
+
+
+def _str(dumper, text):
+    style = "|" if "\n" in text else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
 def to_yaml(documents: List[Dict[str, Any]]) -> str:
-    return yaml.safe_dump_all(documents, sort_keys=False)
+    return yaml.dump_all(documents, Dumper=_ManifestDumper, sort_keys=False)

@@ -128,6 +128,18 @@ def predict_response(outputs: Dict[str, np.ndarray], row_format: bool) -> Dict[s
     return {"predictions": [r[keys[0]] for r in rows] if len(keys) == 1 else rows}
 
 
+def method_name(http_method: str, path: str) -> str:
+    """The TF Serving API method a REST request maps to, for metrics ('unknown' if none)."""
+    match = _MODEL_PATH.match(path.split("?")[0])
+    if not match:
+        return "unknown"
+    if match["verb"]:
+        return {"predict": "Predict", "classify": "Classify", "regress": "Regress"}[match["verb"]]
+    if http_method != "GET":
+        return "unknown"
+    return "GetModelMetadata" if match["metadata"] else "GetModelStatus"
+
+
 def status_json(statuses) -> Dict[str, Any]:
     return {"model_version_status": [
         {"version": str(s.version), "state": s.state,
@@ -202,7 +214,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, http_method: str) -> None:
         service = self.server.service
         started = time.perf_counter()
-        method, code, status = "unknown", grpc.StatusCode.OK, 200
+        method, code, status = method_name(http_method, self.path), grpc.StatusCode.OK, 200
         if not self.server.slots.acquire(blocking=False):
             self._drain_body()
             self._send(429, {"error": "too many concurrent requests"})
@@ -211,7 +223,7 @@ class _Handler(BaseHTTPRequestHandler):
         service.metrics.in_flight.inc()
         self.server.track(+1)
         try:
-            method, payload, headers = self._route(http_method)
+            payload, headers = self._route(http_method)
             self._send(200, payload, headers=headers)
         except errors.ServingError as e:
             code, status = e.code, e.http_status
@@ -252,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise errors.invalid("the body must be a JSON object")
         return body
 
-    def _route(self, http_method: str) -> Tuple[str, Any, Dict[str, str]]:
+    def _route(self, http_method: str) -> Tuple[Any, Dict[str, str]]:
         match = _MODEL_PATH.match(self.path.split("?")[0])
         if not match:
             if http_method == "POST":
@@ -273,16 +285,15 @@ class _Handler(BaseHTTPRequestHandler):
             signature_def = prediction.signature_def_of(loaded, signature_name)
             arrays, row_format = parse_predict_body(body, signature_def, signature_name)
             outputs = service.run(loaded, signature_name, arrays)
-            return "Predict", predict_response(outputs, row_format), \
-                {VERSION_HEADER: str(loaded.version)}
+            return predict_response(outputs, row_format), {VERSION_HEADER: str(loaded.version)}
         if http_method != "GET":
             self._drain_body()
             raise errors.invalid(f"{self.path} takes GET")
         if match["metadata"]:
-            return "GetModelMetadata", metadata_json(service.resolve(name, version, label)), {}
+            return metadata_json(service.resolve(name, version, label)), {}
         if label:
             version = service.resolve(name, None, label).version
-        return "GetModelStatus", status_json(service.status(name, version)), {}
+        return status_json(service.status(name, version)), {}
 
 
 def make_server(service: FerService, host: str, port: int, max_request_bytes: int,

@@ -188,6 +188,10 @@ def test_metrics_count_requests_by_code_and_show_the_loaded_version(served, face
         in text
     assert 'fer_serve_request_latency_seconds_bucket{api="grpc",le="0.01",method="Predict"}' \
         in text
+    rest(served, "POST", "/v1/models/fer:predict", {"instances": [b64(b"")]})
+    text = served["server"].metrics.exposition().decode()
+    assert 'fer_serve_requests_total{api="rest",code="INVALID_ARGUMENT",method="Predict"}' \
+        in text
     loaded = next(line for line in text.splitlines()
                   if line.startswith('fer_serve_loaded_version{model="fer"}'))
     assert float(loaded.split()[-1]) == served["version"]
