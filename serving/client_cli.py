@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     predict = sub.add_parser("predict", parents=[common], help="classify image files",
                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    predict.add_argument("images", nargs="+", help="face crops, or photos with --faces")
+    predict.add_argument("images", nargs="+",
+                         help="face crops, or photos with --faces; '-' reads one from stdin")
     predict.add_argument("--signature", default=contract.SERVING_SIGNATURE)
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--top-k", type=int, default=3)
@@ -68,8 +69,11 @@ def _rows(args, client) -> List[dict]:
     """One row per image (or per face with --faces); photos without a face get a row too."""
     inputs, rows = [], []
     for path in args.images:
-        with open(path, "rb") as f:
-            data = f.read()
+        if path == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
         if not args.faces:
             inputs.append(data)
             rows.append({"file": path})

@@ -106,6 +106,17 @@ def test_cli_prints_a_table_and_json_lines(server, face_images, tmp_path, capsys
     assert all(len(r["top_k"]) == 2 and r["top_k"][0][0] == r["class"] for r in rows)
 
 
+def test_cli_reads_image_bytes_from_stdin(server, face_images, monkeypatch, capsys):
+    import io
+    import sys
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(face_images[0])))
+    assert client_cli.main(["predict", "-", "--format", "jsonl", "--server",
+                            f"127.0.0.1:{server.grpc_port}"]) == 0
+    (row,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["file"] == "-" and row["class"]
+
+
 def test_cli_reports_server_errors_and_missing_files(server, tmp_path, capsys):
     bad = tmp_path / "notes.txt"
     bad.write_text("hello")
