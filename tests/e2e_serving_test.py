@@ -16,7 +16,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from pipeline import configs
 from serving import client as client_lib
-from tests import tiny_models
+from tests import image_folders, tiny_models
 
 pytestmark = pytest.mark.e2e
 
@@ -65,8 +65,6 @@ def exports(tmp_path_factory):
 
 def test_clients_and_stubs_classify_then_a_pushed_version_takes_over_under_load(
         tmp_path, exports):
-    from tests import image_folders
-
     images = [image_folders.encode(image_folders.face(e, i))
               for i, e in enumerate(["happy", "sad", "fear"])]
     base = str(tmp_path / "serving" / "fer")
