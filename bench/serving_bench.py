@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from components import contract, warmup  # noqa: E402
 from pipeline import configs, local_outputs  # noqa: E402
 from serving import client as client_lib  # noqa: E402
+from serving import server as fer_serve  # noqa: E402
 
 CLIENT_COUNTS = (1, 4, 16)
 
@@ -84,11 +85,11 @@ class Server:
             cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 300
         while time.time() < deadline:
-            text = open(self.log_path).read()
-            if "serving model" in text:
-                line = next(x for x in text.splitlines() if "serving model" in x)
-                self.grpc = "127.0.0.1:" + line.split("gRPC ")[1].split(",")[0].rsplit(":")[-1]
-                self.rest = "http://" + line.split("REST http://")[1].split(" ")[0]
+            ports = next(filter(None, map(fer_serve.ready_ports,
+                                          open(self.log_path).read().splitlines())), None)
+            if ports:
+                self.grpc = f"127.0.0.1:{ports[0]}"
+                self.rest = f"http://127.0.0.1:{ports[1]}"
                 return
             if self.proc.poll() is not None:
                 break

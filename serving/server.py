@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import signal
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Tuple
 
 import grpc
 
@@ -110,6 +111,19 @@ class FerServer:
         self.stop()
 
 
+READY_MESSAGE = "serving model"  # start of the log line that says both ports are open
+_READY_PORTS = re.compile(r"gRPC \S+:(?P<grpc>\d+)(?:, REST http://\S+:(?P<rest>\d+))?")
+
+
+def ready_ports(log_line: str) -> Optional[Tuple[int, Optional[int]]]:
+    """(gRPC port, REST port or None) from fer-serve's ready line; None for any other line.
+    For scripts that start fer-serve with --port 0 and need the ports it chose."""
+    if READY_MESSAGE not in log_line:
+        return None
+    match = _READY_PORTS.search(log_line)
+    return int(match["grpc"]), int(match["rest"]) if match["rest"] else None
+
+
 def _version_label(text: str):
     label, _, version = text.partition("=")
     if not label or not version.isdigit():
@@ -175,7 +189,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"fer-serve: {e}", file=sys.stderr)
         return 1
     host = args.host
-    log.info("serving model '%s' from %s: gRPC %s:%d%s; versions %s", args.model_name,
+    log.info("%s '%s' from %s: gRPC %s:%d%s; versions %s", READY_MESSAGE, args.model_name,
              args.model_base_path, host, server.grpc_port,
              f", REST http://{host}:{server.rest_port} (metrics {METRICS_PATH})"
              if server.rest_port else "", server.store.available_versions() or "none yet")

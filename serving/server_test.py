@@ -242,3 +242,14 @@ def test_rest_refuses_requests_over_the_concurrency_limit(tmp_path, tiny_exports
         assert status == 429 and "too many concurrent requests" in payload["error"]
         server._rest.slots.release()
         assert rest(served, "POST", "/v1/models/fer:predict", body)[0] == 200
+
+
+def test_ready_line_gives_the_ports_it_names():
+    from serving import server
+
+    assert server.ready_ports("11:34:10 fer-serve serving model 'fer' from x: gRPC "
+                              "127.0.0.1:8500, REST http://127.0.0.1:8501 (metrics /m); "
+                              "versions [1]") == (8500, 8501)
+    assert server.ready_ports("serving model 'fer' from x: gRPC 0.0.0.0:41000; versions []") \
+        == (41000, None)
+    assert server.ready_ports("model fer: loading version 1") is None

@@ -16,6 +16,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from pipeline import configs
 from serving import client as client_lib
+from serving import server as fer_serve
 from tests import image_folders, tiny_models
 
 pytestmark = pytest.mark.e2e
@@ -44,10 +45,9 @@ class ServeProcess:
                 line = self.lines.get(timeout=1)
             except queue.Empty:
                 continue
-            if "serving model" in line:
-                self.grpc_port = int(line.split("gRPC ")[1].split(",")[0].rsplit(":", 1)[1])
-                self.rest_port = int(line.split("REST http://")[1].split(" ")[0]
-                                     .rsplit(":", 1)[1])
+            ports = fer_serve.ready_ports(line)
+            if ports:
+                self.grpc_port, self.rest_port = ports
                 return
         raise AssertionError("fer-serve did not start:\n" + "".join(self.log))
 
