@@ -72,3 +72,54 @@ def test_every_profile_holds_known_settings_only():
         for arch in contract.ARCHITECTURES:
             training_config.check_settings(profile.training_config(arch))
         assert set(profile.architecture_training) <= set(contract.ARCHITECTURES)
+
+
+def measured_gpu_settings(arch_result):
+    """The TrainConfig settings that bench/gpu_recipe's probe trained with (its results.json)."""
+    recipe, hparams = arch_result["recipe"], arch_result["hyperparameters"]
+    assert recipe["lr_schedule"] == "cosine" and recipe["crop_fill"] == "reflect"
+    assert not (recipe["mixup"] or recipe["cutmix"])
+    assert arch_result["variant"] == "fer" and arch_result.get("width", 1.0) == 1.0
+    return {
+        "variant": "fer", "width": 1.0, "batch_size": recipe["batch"],
+        "epochs": arch_result["epochs_planned"],
+        "hyperparameters": {"optimizer": hparams["optimizer"],
+                            "learning_rate": hparams["learning_rate"]},
+        "dropout_and_head": (hparams["dropout"], hparams["head_units"]),
+        "weight_decay": recipe["weight_decay"], "label_smoothing": recipe["label_smoothing"],
+        "warmup_epochs": recipe["warmup_epochs"], "lr_floor": recipe["lr_floor"],
+        "class_weighting": recipe["class_weights"],
+        "augment": recipe["aug"] != "none", "zoom": 0.1 if recipe["aug"] == "zoom" else 0.0,
+        "crop_pad": recipe["crop_pad"], "erasing": recipe["erasing"],
+        # The probe keeps the epoch with the best validation accuracy and never stops early.
+        "best_epoch_metric": "val_accuracy",
+        "early_stopping_patience": arch_result["epochs_planned"],
+    }
+
+
+@pytest.mark.parametrize("arch", contract.ARCHITECTURES)
+def test_gpu_profile_trains_the_measured_recipe(arch):
+    import json
+
+    results = os.path.join(configs.PROJECT_ROOT, "bench", "gpu_recipe", "results", "run2",
+                           "results.json")
+    with open(results) as f:
+        run = json.load(f)
+    measured = measured_gpu_settings(run["archs"][arch])
+    assert run["meta"]["args"]["precision"] == "bf16"
+    settings = configs.get_profile("gpu").training_config(arch)
+    config = training_config.TrainConfig(architecture=arch, label_names=["a"], **settings)
+    hparams = training_config.hyperparameters(config)
+    profile = {key: settings[key] for key in measured if key in settings}
+    profile["hyperparameters"] = {k: hparams[k] for k in ("optimizer", "learning_rate")}
+    profile["dropout_and_head"] = (hparams["dropout"], hparams["head_units"])
+    assert profile == measured
+    assert settings["mixed_precision"] is True
+    # The test-time views with the best validation accuracy (chosen on validation, not test).
+    validation = run["archs"][arch]["val"]
+    views = {"none": validation["accuracy"], "flip": validation["tta_flip_accuracy"],
+             **{f"crops{s}": validation[f"tta_tencrop{s}_accuracy"] for s in (2, 4)}}
+    best = max(views, key=views.get)
+    assert best == "crops2"
+    assert (settings["test_time_augmentation"], settings["tta_shift"]) == ("crops", 2)
+    assert configs.get_profile("gpu").tuning is False

@@ -13,6 +13,11 @@ from components.models.training_config import VARIANTS
 BN_MOMENTUM = 0.9
 
 
+def scaled(filters: int, width: float) -> int:
+    """`filters` x `width`, at least 8: the narrow variants keep every layer."""
+    return max(8, int(round(filters * width)))
+
+
 def batch_norm(name: str, **kwargs) -> layers.BatchNormalization:
     return layers.BatchNormalization(momentum=BN_MOMENTUM, name=name, **kwargs)
 
@@ -58,19 +63,23 @@ def classifier_head(features, num_classes: int, dropout: float, head_units: int)
 
 
 def build_classifier(name: str, input_shape, num_classes: int, variant: str,
-                     fer_base: Callable[[keras.KerasTensor], keras.KerasTensor],
+                     fer_base: Callable[..., keras.KerasTensor],
                      stock_application: Callable[..., keras.Model], weights: Optional[str],
-                     dropout: float, head_units: int, trainable_base_layers: int) -> keras.Model:
-    """`fer_base` (variant "fer", random init) or the stock `keras.applications` builder
-    (variant "stock", random init or local ImageNet weights), under a softmax head."""
+                     dropout: float, head_units: int, trainable_base_layers: int,
+                     width: float = 1.0) -> keras.Model:
+    """`fer_base` (variant "fer", random init, filters x `width`) or the stock
+    `keras.applications` builder (variant "stock", random init or local ImageNet weights),
+    under a softmax head."""
     if variant not in VARIANTS:
         raise ValueError(f"{name} variant must be one of {VARIANTS}, got {variant!r}")
     inputs = keras.Input(shape=input_shape, name="image")
     if variant == "fer":
         if weights:
             raise ValueError(f"pretrained weights fit only the stock {name} (variant='stock')")
-        features = fer_base(inputs)
+        features = fer_base(inputs, width=width)
     else:
+        if width != 1.0:
+            raise ValueError(f"width fits only the fer {name} (variant='fer'), got {width}")
         x = inputs
         if weights:
             x = imagenet_input(x, mode="caffe")

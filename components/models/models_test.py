@@ -65,9 +65,77 @@ def test_search_space_per_architecture():
 
 def test_compiled_model_uses_sparse_categorical_crossentropy():
     config = training_config.TrainConfig(architecture="vgg16", label_names=list("abcdef"))
-    model = trainer.build_model(config, trainer.default_hyperparameters("vgg16"), (48, 48, 1))
+    model = trainer.build_model(config, trainer.default_hyperparameters(config), (48, 48, 1))
     assert isinstance(model.loss, keras.losses.SparseCategoricalCrossentropy)
     assert model.optimizer.learning_rate.numpy() == pytest.approx(1e-3)
+    assert trainer.one_hot_classes(config) == 0
+
+
+def test_recipe_settings_reach_the_optimizer_and_the_loss():
+    config = training_config.TrainConfig(
+        architecture="resnet50", label_names=list("abcdef"), label_smoothing=0.1,
+        weight_decay=1e-3, hyperparameters={"optimizer": "sgd", "learning_rate": 0.05})
+    hparams = trainer.default_hyperparameters(config)
+    assert hparams["dropout"] == training_config.DEFAULT_HYPERPARAMETERS["resnet50"]["dropout"]
+    model = trainer.build_model(config, hparams, (48, 48, 1), replicas=2)
+    assert isinstance(model.loss, keras.losses.CategoricalCrossentropy)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert trainer.one_hot_classes(config) == 6
+    optimizer = model.optimizer
+    assert isinstance(optimizer, keras.optimizers.SGD) and optimizer.nesterov
+    assert optimizer.weight_decay == pytest.approx(1e-3)
+    assert optimizer.learning_rate.numpy() == pytest.approx(0.1)  # 0.05 x 2 replicas
+    # The search range holds an SGD default far above Adam's usual rates.
+    params = trainer.search_space(keras_tuner.HyperParameters(), config)
+    assert params["learning_rate"] == pytest.approx(0.05)
+
+
+@pytest.mark.parametrize("builder", [vgg16, resnet50])
+def test_width_scales_every_layer_and_keeps_the_depth(builder):
+    full = builder.build((32, 32, 1), 6)
+    narrow = builder.build((32, 32, 1), 6, width=0.25)
+    convs = [[x.filters for x in m.layers if isinstance(x, keras.layers.Conv2D)]
+             for m in (full, narrow)]
+    assert len(convs[0]) == len(convs[1])
+    assert all(n == max(8, round(f / 4)) for f, n in zip(*convs, strict=True))
+    assert narrow.count_params() < full.count_params() / 8
+    with pytest.raises(ValueError, match="width fits only the fer"):
+        builder.build((32, 32, 1), 6, variant="stock", width=0.5)
+
+
+def _asymmetric_model(size=8):
+    """A fixed model whose output changes when the image is mirrored or shifted."""
+    import numpy as np
+    inputs = keras.Input((size, size, 1))
+    x = keras.layers.Flatten()(inputs)
+    dense = keras.layers.Dense(3, activation="softmax")
+    model = keras.Model(inputs, dense(x))
+    kernel = np.random.default_rng(0).normal(size=(size * size, 3)).astype("float32")
+    dense.set_weights([kernel, np.zeros(3, "float32")])
+    return model
+
+
+def test_test_time_views_average_the_model_over_mirrors_and_shifted_crops():
+    import numpy as np
+    import tensorflow as tf
+    model = _asymmetric_model()
+    images = tf.constant(np.random.default_rng(1).random((4, 8, 8, 1)), tf.float32)
+    plain = model(images).numpy()
+    none = trainer_base.predict_probabilities(model, images, "none").numpy()
+    np.testing.assert_allclose(none, plain, rtol=1e-6)
+    flip = trainer_base.predict_probabilities(model, images, "flip").numpy()
+    mirrored = model(images[:, :, ::-1, :]).numpy()
+    np.testing.assert_allclose(flip, (plain + mirrored) / 2, rtol=1e-5)
+    crops = trainer_base.predict_probabilities(model, images, "crops", tta_shift=2).numpy()
+    padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
+    views = [padded[:, 2 - dy:10 - dy, 2 - dx:10 - dx, :]
+             for dy, dx in [(0, 0), (-2, -2), (-2, 2), (2, -2), (2, 2)]]
+    views += [v[:, :, ::-1, :] for v in views]
+    expected = np.mean([model(v).numpy() for v in views], axis=0)
+    np.testing.assert_allclose(crops, expected, rtol=1e-5)
+    assert not np.allclose(crops, flip)
+    with pytest.raises(ValueError, match="unknown test-time augmentation"):
+        trainer_base.predict_probabilities(model, images, "crops10")
 
 
 def test_keras_3_everywhere():
@@ -126,6 +194,23 @@ def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_p
                                num_examples=30_000)
     _, labels = next(iter(dataset))
     assert set(labels.numpy().tolist()) == set(range(6))
+
+
+def test_a_split_that_fits_in_memory_is_cached_and_reshuffled_each_epoch(tmp_path):
+    path = str(tmp_path / "sorted.gz")
+    fake = _write_sorted_examples(path, 50)
+    dataset = trainer_base.input_fn([path], fake, fake, batch_size=100, training=True,
+                                    num_examples=300)
+    batches = iter(dataset)
+
+    def epoch():  # (label, index) of each example, in the order read
+        return [tuple(x) for _ in range(3)
+                for x in next(batches)[0].numpy().reshape(-1, 4)[:, :2].astype(int).tolist()]
+
+    first, second = epoch(), epoch()
+    assert sorted(first) == sorted(second) == [(c, i) for c in range(6) for i in range(50)]
+    assert first != second
+    assert len({label for label, _ in first[:100]}) == 6   # shuffled across the classes
 
 
 def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):

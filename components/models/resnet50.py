@@ -40,21 +40,23 @@ def _bottleneck(x, filters: int, stride: int, name: str):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def fer_base(inputs: keras.KerasTensor, stem_stride: int = 2) -> keras.KerasTensor:
-    x = layers.Conv2D(64, 3, strides=stem_stride, padding="same", use_bias=False,
-                      name="conv1_conv")(inputs)
+def fer_base(inputs: keras.KerasTensor, width: float = 1.0,
+             stem_stride: int = 2) -> keras.KerasTensor:
+    x = layers.Conv2D(common.scaled(64, width), 3, strides=stem_stride, padding="same",
+                      use_bias=False, name="conv1_conv")(inputs)
     x = common.batch_norm("conv1_bn")(x)
     x = layers.Activation("relu", name="conv1_relu")(x)
     for s, (filters, blocks, stride) in enumerate(STAGES, start=2):
         for b in range(1, blocks + 1):
-            x = _bottleneck(x, filters, stride if b == 1 else 1, name=f"conv{s}_block{b}")
+            x = _bottleneck(x, common.scaled(filters, width), stride if b == 1 else 1,
+                            name=f"conv{s}_block{b}")
     return x
 
 
 def build(input_shape, num_classes: int, variant: str = "fer", weights: Optional[str] = None,
           dropout: float = _DEFAULTS["dropout"], head_units: int = _DEFAULTS["head_units"],
-          trainable_base_layers: int = -1) -> keras.Model:
+          trainable_base_layers: int = -1, width: float = 1.0) -> keras.Model:
     """ResNet50 classifier with a softmax head over `num_classes` (see vgg16.build)."""
     return common.build_classifier("ResNet50", input_shape, num_classes, variant, fer_base,
                                    keras.applications.ResNet50, weights, dropout, head_units,
-                                   trainable_base_layers)
+                                   trainable_base_layers, width)

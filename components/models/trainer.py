@@ -9,6 +9,7 @@ input pipeline and the exported model are in trainer_base.py.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -22,24 +23,26 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx import v1 as tfx
 
-from components.models import resnet50, trainer_base, vgg16
-from components.models.training_config import DEFAULT_HYPERPARAMETERS, TrainConfig
+from components.models import resnet50, trainer_base, training_config, vgg16
+from components.models.training_config import TrainConfig
 
 BUILDERS = {"vgg16": vgg16.build, "resnet50": resnet50.build}
 BACKUP_DIR_NAME = "training_backup"
 
 
-def default_hyperparameters(architecture: str) -> Dict[str, Any]:
+def default_hyperparameters(config: TrainConfig) -> Dict[str, Any]:
     """Used when tuning is off, and as the first point of every search."""
-    return dict(DEFAULT_HYPERPARAMETERS[architecture])
+    return training_config.hyperparameters(config)
 
 
 def search_space(hp: keras_tuner.HyperParameters, config: TrainConfig) -> Dict[str, Any]:
     """What KerasTuner searches per architecture; returns concrete hyperparameters."""
-    defaults = default_hyperparameters(config.architecture)
+    defaults = default_hyperparameters(config)
+    lr = float(defaults["learning_rate"])
     params = {
-        "learning_rate": hp.Float("learning_rate", 1e-4, 3e-3, sampling="log",
-                                  default=defaults["learning_rate"]),
+        # The range always holds the default (SGD recipes run at 0.01-0.05).
+        "learning_rate": hp.Float("learning_rate", min(1e-4, lr), max(3e-3, lr), sampling="log",
+                                  default=lr),
         "optimizer": hp.Choice("optimizer", ["adam", "sgd"], default=defaults["optimizer"]),
         "dropout": hp.Float("dropout", 0.1, 0.6, step=0.1, default=defaults["dropout"]),
         "head_units": hp.Choice("head_units", [0, 128, 256, 512], default=defaults["head_units"]),
@@ -50,19 +53,51 @@ def search_space(hp: keras_tuner.HyperParameters, config: TrainConfig) -> Dict[s
     return params
 
 
-def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape) -> keras.Model:
-    """A compiled classifier: softmax output, sparse categorical cross-entropy."""
+def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
+                replicas: int = 1) -> keras.Model:
+    """A compiled classifier: softmax output, categorical cross-entropy (on one-hot labels
+    when label smoothing is on, see `one_hot_classes`). With `replicas` > 1 the batch is
+    `replicas` times larger and so is the learning rate (linear scaling)."""
     model = BUILDERS[config.architecture](
         image_shape, config.num_classes, variant=config.variant, weights=config.weights,
         dropout=float(hparams["dropout"]), head_units=int(hparams["head_units"]),
-        trainable_base_layers=int(hparams.get("trainable_base_layers", -1)))
-    lr = float(hparams["learning_rate"])
-    optimizer = (keras.optimizers.Adam(lr) if hparams["optimizer"] == "adam"
-                 else keras.optimizers.SGD(lr, momentum=0.9, nesterov=True))
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
+        trainable_base_layers=int(hparams.get("trainable_base_layers", -1)), width=config.width)
+    lr = float(hparams["learning_rate"]) * replicas
+    weight_decay = config.weight_decay or None  # decoupled: var -= lr * weight_decay * var
+    optimizer = (keras.optimizers.Adam(lr, weight_decay=weight_decay)
+                 if hparams["optimizer"] == "adam"
+                 else keras.optimizers.SGD(lr, momentum=0.9, nesterov=True,
+                                           weight_decay=weight_decay))
+    if one_hot_classes(config):
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+        accuracy = keras.metrics.CategoricalAccuracy(name="accuracy")
+    else:
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
     return model
+
+
+def one_hot_classes(config: TrainConfig) -> int:
+    """How many classes the input pipeline one-hot encodes labels into (0: sparse labels)."""
+    return config.num_classes if config.label_smoothing else 0
+
+
+def distribution_strategy(mode: str) -> tf.distribute.Strategy:
+    """training_config.DISTRIBUTE_MODES: MirroredStrategy over two or more GPUs ("auto"), over
+    the GPUs or else the logical CPUs ("mirrored"), or the default strategy."""
+    gpus = tf.config.list_logical_devices("GPU")
+    if mode == "default" or (mode == "auto" and len(gpus) < 2):
+        return tf.distribute.get_strategy()
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def learning_rate_schedule(config: TrainConfig, base_lr: float) -> keras.callbacks.Callback:
+    """training_config.lr_at_epoch over `config.epochs`, set at each epoch's start."""
+    return keras.callbacks.LearningRateScheduler(
+        lambda epoch: training_config.lr_at_epoch(epoch, config.epochs, base_lr,
+                                                  config.warmup_epochs, config.lr_floor))
 
 
 # --- TFX entry points -------------------------------------------------------------------------
@@ -93,27 +128,30 @@ def _backup_dir(fn_args: tfx.components.FnArgs) -> str:
 
 
 def _training_input(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput,
-                    config: TrainConfig, counts) -> tf.data.Dataset:
+                    config: TrainConfig, counts, batch_size: int) -> tf.data.Dataset:
+    augment = (trainer_base.augmenter(config.seed, config.zoom, config.crop_pad, config.erasing)
+               if config.augment else None)
     return trainer_base.input_fn(
-        fn_args.train_files, fn_args.data_accessor, tf_transform_output, config.batch_size,
-        training=True, augment=config.augment, seed=config.seed, num_examples=sum(counts))
+        fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size,
+        training=True, augment=augment, seed=config.seed, num_examples=sum(counts),
+        one_hot_classes=one_hot_classes(config))
 
 
 def _validation_input(fn_args: tfx.components.FnArgs,
                       tf_transform_output: tft.TFTransformOutput,
-                      config: TrainConfig) -> tf.data.Dataset:
+                      config: TrainConfig, batch_size: int) -> tf.data.Dataset:
     """The Trainer's eval split (`valid` when the pipeline has one), or a fixed subset of
     `config.validation_examples` of it."""
     num_examples = (sum(trainer_base.count_labels(fn_args.eval_files, config.num_classes))
                     if config.validation_examples else 0)
     return trainer_base.input_fn(
-        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, config.batch_size,
+        fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size,
         training=False, seed=config.seed, num_examples=num_examples,
-        max_examples=config.validation_examples)
+        max_examples=config.validation_examples, one_hot_classes=one_hot_classes(config))
 
 
 def _hyperparameters(fn_args: tfx.components.FnArgs, config: TrainConfig) -> Dict[str, Any]:
-    hparams = default_hyperparameters(config.architecture)
+    hparams = default_hyperparameters(config)
     if fn_args.hyperparameters:  # from the Tuner: a KerasTuner HyperParameters config
         tuned = keras_tuner.HyperParameters.from_config(fn_args.hyperparameters).values
         hparams.update(tuned)
@@ -125,54 +163,63 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
     _set_precision(config)
+    strategy = distribution_strategy(config.distribute)
+    replicas = strategy.num_replicas_in_sync
+    batch_size = config.batch_size * replicas  # config.batch_size is per replica
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     hparams = _hyperparameters(fn_args, config)
     counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
-    logging.info("Training %s (%s) on %s examples per class with %s", config.architecture,
-                 config.variant, dict(zip(config.label_names, counts, strict=True)), hparams)
+    logging.info("Training %s (%s, width %s) on %s examples per class with %s on %d replica(s)",
+                 config.architecture, config.variant, config.width,
+                 dict(zip(config.label_names, counts, strict=True)), hparams, replicas)
 
-    train = _training_input(fn_args, tf_transform_output, config, counts)
-    evaluation = _validation_input(fn_args, tf_transform_output, config)
-    model = build_model(config, hparams, trainer_base.image_shape(tf_transform_output))
+    train = _training_input(fn_args, tf_transform_output, config, counts, batch_size)
+    evaluation = _validation_input(fn_args, tf_transform_output, config, batch_size)
+    with strategy.scope():
+        model = build_model(config, hparams, trainer_base.image_shape(tf_transform_output),
+                            replicas)
 
     backup_root = _backup_dir(fn_args)
     training_log = os.path.join(backup_root, trainer_base.TRAINING_LOG)
     tf.io.gfile.makedirs(backup_root)
-    base_lr = float(hparams["learning_rate"])
-    epochs = config.epochs
+    monitor_mode = "min" if config.best_epoch_metric == "val_loss" else "max"
     callbacks = [
         # Saves weights, optimizer state and epoch at each epoch end; a restarted run resumes.
         keras.callbacks.BackupAndRestore(os.path.join(backup_root, "checkpoint"),
                                          delete_checkpoint=True),
         keras.callbacks.CSVLogger(training_log, append=True),
-        # Stateless cosine schedule: the same LR for an epoch whether or not the run resumed.
-        keras.callbacks.LearningRateScheduler(
-            lambda epoch: base_lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))),
-        # On val_loss, not val_accuracy: in early epochs batch-norm statistics lag the weights
-        # and validation accuracy can sit at chance while the loss already falls, and accuracy
-        # moves in steps of 1/N besides.
-        keras.callbacks.EarlyStopping(monitor="val_loss", mode="min",
+        learning_rate_schedule(config, float(hparams["learning_rate"]) * replicas),
+        # val_loss by default, not val_accuracy: in early epochs batch-norm statistics lag the
+        # weights and validation accuracy can sit at chance while the loss already falls, and
+        # accuracy moves in steps of 1/N besides. Long label-smoothed runs pick on accuracy.
+        keras.callbacks.EarlyStopping(monitor=config.best_epoch_metric, mode=monitor_mode,
                                       patience=config.early_stopping_patience,
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
     ]
-    steps_per_epoch = _steps(sum(counts), config.batch_size, config.max_steps_per_epoch)
+    steps_per_epoch = _steps(sum(counts), batch_size, config.max_steps_per_epoch)
     history = model.fit(
-        train, validation_data=evaluation, epochs=epochs, steps_per_epoch=steps_per_epoch,
+        train, validation_data=evaluation, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         # No validation_steps: with it, Keras 3 reuses one exhausted iterator and validates only
         # every other epoch. The eval dataset is finite, so each epoch reads all of it.
-        class_weight=trainer_base.class_weights(counts), callbacks=callbacks, verbose=2)
+        class_weight=trainer_base.class_weights(counts, config.class_weighting),
+        callbacks=callbacks, verbose=2)
     summary = {"architecture": config.architecture, "variant": config.variant,
-               "hyperparameters": hparams, "epochs_run": len(history.history.get("loss", [])),
-               "steps_per_epoch": steps_per_epoch, "batch_size": config.batch_size,
+               "width": config.width, "hyperparameters": hparams,
+               "epochs_run": len(history.history.get("loss", [])),
+               "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+               "replicas": replicas,
                "train_examples_per_class": dict(zip(config.label_names, counts, strict=True)),
                # Which split early stopping watched (`valid` unless the pipeline has none).
                "validation_files": list(fn_args.eval_files),
                "validation_examples": config.validation_examples or "all",
+               "test_time_augmentation": config.test_time_augmentation,
+               "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     trainer_base.write_training_summary(fn_args.model_run_dir, summary)
     trainer_base.export_model(model, tf_transform_output, config.label_names,
-                              fn_args.serving_model_dir)
+                              fn_args.serving_model_dir, config.test_time_augmentation,
+                              config.tta_shift)
     # The log spans restarts; keep it with the run, then drop the backup of a finished run.
     if tf.io.gfile.exists(training_log):  # absent when epochs=0
         tf.io.gfile.copy(training_log,
@@ -186,12 +233,17 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
     _set_precision(config)
+    strategy = distribution_strategy(config.distribute)
+    replicas = strategy.num_replicas_in_sync
+    batch_size = config.batch_size * replicas
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     image_shape = trainer_base.image_shape(tf_transform_output)
     counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
 
     tuner = keras_tuner.RandomSearch(
-        hypermodel=lambda hp: build_model(config, search_space(hp, config), image_shape),
+        hypermodel=lambda hp: build_model(config, search_space(hp, config), image_shape,
+                                          replicas),
+        distribution_strategy=strategy if replicas > 1 else None,
         # val_loss, as early stopping: short trials rarely move accuracy off chance.
         objective=keras_tuner.Objective("val_loss", "min"),
         max_trials=config.tuner_trials,
@@ -199,13 +251,13 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         directory=fn_args.working_dir,
         project_name=f"{config.architecture}_search",
     )
-    train = _training_input(fn_args, tf_transform_output, config, counts)
-    evaluation = _validation_input(fn_args, tf_transform_output, config)
+    train = _training_input(fn_args, tf_transform_output, config, counts, batch_size)
+    evaluation = _validation_input(fn_args, tf_transform_output, config, batch_size)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train,
         "validation_data": evaluation,
         "epochs": config.tuner_epochs,
-        "steps_per_epoch": _steps(sum(counts), config.batch_size, config.tuner_steps_per_epoch),
-        "class_weight": trainer_base.class_weights(counts),
+        "steps_per_epoch": _steps(sum(counts), batch_size, config.tuner_steps_per_epoch),
+        "class_weight": trainer_base.class_weights(counts, config.class_weighting),
         "verbose": 2,
     })

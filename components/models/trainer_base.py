@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import keras
 import tensorflow as tf
@@ -19,25 +19,26 @@ from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
 from components import contract, warmup
+from components.models import augmentation
 
 IMAGE_XF = contract.IMAGE_XF_KEY
 LABEL_XF = contract.LABEL_XF_KEY
 # Memory for the training shuffle buffer (serialized transformed examples, ~4 bytes a value).
 SHUFFLE_BUFFER_BYTES = 1 << 30
+# Records per read when the training split is cached in memory (see input_fn).
+CACHE_READ_BATCH = 1024
 TRAINING_LOG = "training_log.csv"              # per-epoch metrics, in the Trainer's model_run
 TRAINING_SUMMARY_FILE = "training_summary.json"  # what was trained and how, in model_run
 
 
 # --- Input pipeline ---------------------------------------------------------------------------
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Training-time augmentation (never in Transform or the exported model)."""
-    return keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed),
-        keras.layers.RandomRotation(0.04, fill_mode="reflect", seed=seed),
-        keras.layers.RandomContrast(0.2, seed=seed),
-    ], name="augment")
+def augmenter(seed: int, zoom: float = 0.0, crop_pad: int = 0,
+              erasing: float = 0.0) -> keras.Sequential:
+    """Training-time augmentation (never in Transform or the exported model); see
+    augmentation.augmentation_layers."""
+    return keras.Sequential(augmentation.augmentation_layers(seed, zoom, crop_pad, erasing),
+                            name="augment")
 
 
 def shuffle_buffer_size(num_examples: int, image_shape) -> int:
@@ -54,27 +55,50 @@ def shuffle_buffer_size(num_examples: int, image_shape) -> int:
 
 def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int, training: bool,
-             augment: bool = False, seed: int = 42, num_examples: int = 0,
-             max_examples: int = 0) -> tf.data.Dataset:
+             augment: Optional[keras.layers.Layer] = None, seed: int = 42,
+             num_examples: int = 0, max_examples: int = 0,
+             one_hot_classes: int = 0) -> tf.data.Dataset:
     """(image [B, H, W, C] float32, label [B] int64) batches from transformed examples.
 
     Training batches are shuffled across the whole split (`num_examples`; see
-    `shuffle_buffer_size`) and repeat forever; evaluation reads the split once, in order, or,
-    with `max_examples`, the same random subset of that many examples on every pass.
+    `shuffle_buffer_size`; a split that fits that buffer is also cached in memory after its
+    first read), pass through `augment` (a layer, e.g. `augmenter(...)`) and repeat
+    forever; evaluation reads the split once, in order, or, with `max_examples`, the same random
+    subset of that many examples on every pass. With `one_hot_classes`, labels are one-hot
+    float32 [B, one_hot_classes] (for label smoothing).
     """
-    buffer = shuffle_buffer_size(num_examples or 10_000, image_shape(tf_transform_output))
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern,
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_XF,
-                                       shuffle=training, shuffle_seed=seed if training else None,
-                                       shuffle_buffer_size=buffer,
-                                       num_epochs=None if training else 1),
-        tf_transform_output.transformed_metadata.schema)
-    dataset = dataset.map(lambda features, label: (features[IMAGE_XF], tf.reshape(label, [-1])),
-                          num_parallel_calls=tf.data.AUTOTUNE)
-    if training and augment:
-        aug = augmenter(seed)
-        dataset = dataset.map(lambda x, y: (aug(x, training=True), y),
+    shape = image_shape(tf_transform_output)
+    buffer = shuffle_buffer_size(num_examples or 10_000, shape)
+    schema = tf_transform_output.transformed_metadata.schema
+    if training and num_examples and buffer >= num_examples:
+        # The split fits in memory: read and parse it once, then every epoch is a fresh
+        # permutation of the cached examples (BENCHMARKS.md, "Input pipeline": reading and
+        # parsing the gzipped records did not scale with cores).
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern,
+            tfxio.TensorFlowDatasetOptions(batch_size=CACHE_READ_BATCH, label_key=LABEL_XF,
+                                           shuffle=False, num_epochs=1),
+            schema)
+        dataset = (dataset.map(lambda features, label: (features[IMAGE_XF],
+                                                        tf.reshape(label, [-1])),
+                               num_parallel_calls=tf.data.AUTOTUNE)
+                   .unbatch().cache()
+                   .shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+                   .repeat().batch(batch_size))
+    else:
+        dataset = data_accessor.tf_dataset_factory(
+            file_pattern,
+            tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_XF,
+                                           shuffle=training,
+                                           shuffle_seed=seed if training else None,
+                                           shuffle_buffer_size=buffer,
+                                           num_epochs=None if training else 1),
+            schema)
+        dataset = dataset.map(lambda features, label: (features[IMAGE_XF],
+                                                       tf.reshape(label, [-1])),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    if training and augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
     if not training and max_examples:
         # Sampled across the whole split (it arrives sorted by class), fixed across epochs so
@@ -82,6 +106,9 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
         dataset = (dataset.unbatch()
                    .shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
                    .take(max_examples).batch(batch_size).cache())
+    if one_hot_classes:
+        dataset = dataset.map(lambda x, y: (x, tf.one_hot(y, one_hot_classes)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -97,9 +124,12 @@ def count_labels(file_pattern: List[str], num_classes: int) -> List[int]:
     return [int(c) for c in counts.numpy()]
 
 
-def class_weights(counts: List[int]) -> Dict[int, float]:
-    """Inverse-frequency weights with mean 1 over examples ('balanced')."""
+def class_weights(counts: List[int], weighting: str = "balanced") -> Dict[int, float]:
+    """Inverse-frequency weights with mean 1 over examples ('balanced'), or 1 for every class
+    present ('none'). Absent classes weigh 0."""
     total, present = sum(counts), sum(1 for c in counts if c)
+    if weighting == "none":
+        return {i: (1.0 if c else 0.0) for i, c in enumerate(counts)}
     return {i: (total / (present * c) if c else 0.0) for i, c in enumerate(counts)}
 
 
@@ -121,20 +151,44 @@ def prediction_outputs(probabilities: tf.Tensor, class_names: tf.Tensor) -> Dict
     }
 
 
+def test_time_views(images: tf.Tensor, mode: str, shift: int) -> List[tf.Tensor]:
+    """The views whose mean probability the exported model serves (training_config.TTA_MODES)."""
+    if mode == "none":
+        return [images]
+    if mode == "flip":
+        return augmentation.tta_views(images, 0)
+    if mode == "crops":
+        return augmentation.tta_views(images, shift)
+    raise ValueError(f"unknown test-time augmentation {mode!r}")
+
+
+def predict_probabilities(model: keras.Model, images: tf.Tensor, tta: str = "none",
+                          tta_shift: int = 2) -> tf.Tensor:
+    """float32 class probabilities [B, C]: the mean over the test-time views, in one model
+    call over all of them."""
+    views = test_time_views(images, tta, tta_shift)
+    batch = tf.shape(images)[0]
+    probabilities = tf.cast(model(tf.concat(views, axis=0), training=False), tf.float32)
+    return tf.reduce_mean(tf.reshape(probabilities, [len(views), batch, -1]), axis=0)
+
+
 class ExportModule(tf.Module):
-    """The served model: Transform graph + Keras model + class names."""
+    """The served model: Transform graph + Keras model (+ test-time views) + class names."""
 
     def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                 label_names: List[str]):
+                 label_names: List[str], tta: str = "none", tta_shift: int = 2):
         super().__init__()
         self.model = model
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.class_names = tf.constant(label_names)
         self._image_spec = tf_transform_output.raw_feature_spec()[contract.IMAGE_KEY]
+        self._tta, self._tta_shift = tta, tta_shift
+        test_time_views(tf.zeros([1, 8, 8, 1]), tta, tta_shift)  # an unknown mode fails here
 
     def _predict(self, image_bytes):
         transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
-        probabilities = tf.cast(self.model(transformed[IMAGE_XF], training=False), tf.float32)
+        probabilities = predict_probabilities(self.model, transformed[IMAGE_XF], self._tta,
+                                              self._tta_shift)
         return prediction_outputs(probabilities, self.class_names)
 
     @tf.function(input_signature=[
@@ -150,8 +204,9 @@ class ExportModule(tf.Module):
 
 
 def export_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                 label_names: List[str], export_dir: str) -> None:
-    module = ExportModule(model, tf_transform_output, label_names)
+                 label_names: List[str], export_dir: str, tta: str = "none",
+                 tta_shift: int = 2) -> None:
+    module = ExportModule(model, tf_transform_output, label_names, tta, tta_shift)
     tf.saved_model.save(module, export_dir, signatures={
         contract.SERVING_SIGNATURE: module.serve_images.get_concrete_function(),
         contract.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),

@@ -7,17 +7,26 @@ command line can validate settings without loading it.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Dict, List, Mapping, Optional
 
 from components import contract
 
 VARIANTS = ("fer", "stock")
+OPTIMIZERS = ("adam", "sgd")
+CLASS_WEIGHTINGS = ("balanced", "none")
+BEST_EPOCH_METRICS = ("val_loss", "val_accuracy")
+# Test-time augmentation inside the exported model: the mean probability over the views.
+TTA_MODES = ("none", "flip", "crops")   # crops: center + 4 corner shifts, each also mirrored
+DISTRIBUTE_MODES = ("auto", "default", "mirrored")
 
 # Hyperparameters used when tuning is off, and the first point of every search.
 DEFAULT_HYPERPARAMETERS: Mapping[str, Mapping[str, Any]] = {
     "vgg16": {"learning_rate": 1e-3, "optimizer": "adam", "dropout": 0.5, "head_units": 256},
     "resnet50": {"learning_rate": 1e-3, "optimizer": "adam", "dropout": 0.3, "head_units": 0},
 }
+HYPERPARAMETER_NAMES = ("learning_rate", "optimizer", "dropout", "head_units",
+                        "trainable_base_layers")
 
 
 @dataclasses.dataclass
@@ -28,12 +37,33 @@ class TrainConfig:
     label_names: List[str]
     variant: str = "fer"                  # "fer" (for 48 px faces) or "stock" keras.applications
     weights: Optional[str] = None         # a local weights file (stock variant); never downloaded
+    width: float = 1.0                    # filters x width ("fer" variant): cheaper, narrower nets
+    # Overrides of DEFAULT_HYPERPARAMETERS[architecture]: used when tuning is off, and the first
+    # point of every search.
+    hyperparameters: Dict[str, Any] = dataclasses.field(default_factory=dict)
     epochs: int = 10
     batch_size: int = 64
     max_steps_per_epoch: int = 0          # 0: a full pass over the training split
     early_stopping_patience: int = 3
     mixed_precision: bool = False         # bf16; see BENCHMARKS.md before turning it on on CPU
+    # Optimisation recipe (BENCHMARKS.md, "GPU recipe"): decoupled weight decay, label
+    # smoothing, and the per-epoch schedule: linear warm-up, then cosine down to lr_floor x lr.
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    warmup_epochs: int = 0
+    lr_floor: float = 0.05
+    class_weighting: str = "balanced"     # inverse class frequency, or "none"
+    best_epoch_metric: str = "val_loss"   # early stopping watches it; its best epoch is kept
     augment: bool = True                  # flips, shifts, rotation, contrast on training batches
+    # ... and on top of those, when augment is on:
+    zoom: float = 0.0                     # random zoom in and out by up to this fraction
+    crop_pad: int = 0                     # pad by this many px (reflect), crop back at random
+    erasing: float = 0.0                  # probability of erasing one random rectangle
+    test_time_augmentation: str = "none"  # one of TTA_MODES, inside the exported model
+    tta_shift: int = 2                    # px, for the "crops" views
+    # "auto": MirroredStrategy over the GPUs when more than one is visible, else the default
+    # strategy; "mirrored": MirroredStrategy over the GPUs, or over the logical CPUs if none.
+    distribute: str = "auto"
     # Cap on the validation examples scored after each epoch (a fixed random subset; 0: all).
     validation_examples: int = 0
     tuner_trials: int = 2
@@ -65,13 +95,26 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 # Settings a profile or a user may set (the pipeline fills in architecture and label_names).
 SETTINGS = tuple(name for name in _FIELDS if name not in ("architecture", "label_names"))
 _NON_NEGATIVE = ("epochs", "max_steps_per_epoch", "early_stopping_patience",
-                 "validation_examples", "tuner_steps_per_epoch")
+                 "validation_examples", "tuner_steps_per_epoch", "warmup_epochs", "crop_pad",
+                 "tta_shift")
 _POSITIVE = ("batch_size", "tuner_trials", "tuner_epochs")
+# name -> (lowest, highest), both allowed
+_FRACTIONS = {"weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 0.5), "lr_floor": (0.0, 1.0),
+              "zoom": (0.0, 0.5), "erasing": (0.0, 1.0), "width": (0.0625, 4.0)}
+_CHOICES = {"variant": VARIANTS, "class_weighting": CLASS_WEIGHTINGS,
+            "best_epoch_metric": BEST_EPOCH_METRICS, "test_time_augmentation": TTA_MODES,
+            "distribute": DISTRIBUTE_MODES}
 
 
 def default_settings() -> Dict[str, Any]:
     """Every setting in SETTINGS with its default."""
-    return {name: _FIELDS[name].default for name in SETTINGS}
+    return {name: _default(_FIELDS[name]) for name in SETTINGS}
+
+
+def _default(field: dataclasses.Field) -> Any:
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return field.default
 
 
 def check_settings(settings: Mapping[str, Any]) -> None:
@@ -83,13 +126,54 @@ def check_settings(settings: Mapping[str, Any]) -> None:
                 if k in settings and not _is_int(settings[k], minimum=0)]
     problems += [f"{k}={settings[k]!r} must be >= 1" for k in _POSITIVE
                  if k in settings and not _is_int(settings[k], minimum=1)]
-    if "variant" in settings and settings["variant"] not in VARIANTS:
-        problems.append(f"variant={settings['variant']!r} must be one of {VARIANTS}")
+    problems += [f"{k}={settings[k]!r} must be a number in [{lo}, {hi}]"
+                 for k, (lo, hi) in _FRACTIONS.items()
+                 if k in settings and not _is_number(settings[k], lo, hi)]
+    problems += [f"{k}={settings[k]!r} must be one of {choices}"
+                 for k, choices in _CHOICES.items()
+                 if k in settings and settings[k] not in choices]
     if settings.get("weights") and settings.get("variant", "fer") != "stock":
         problems.append("weights fit only the stock variant (variant='stock')")
+    if settings.get("width", 1.0) != 1.0 and settings.get("variant", "fer") != "fer":
+        problems.append("width fits only the fer variant (keras.applications have one width)")
+    problems += _hyperparameter_problems(settings.get("hyperparameters") or {})
     if problems:
         raise ValueError("bad training settings: " + "; ".join(problems))
 
 
+def _hyperparameter_problems(hparams: Mapping[str, Any]) -> List[str]:
+    problems = [f"unknown hyperparameter {k!r}; known: {HYPERPARAMETER_NAMES}"
+                for k in hparams if k not in HYPERPARAMETER_NAMES]
+    if "optimizer" in hparams and hparams["optimizer"] not in OPTIMIZERS:
+        problems.append(f"optimizer={hparams['optimizer']!r} must be one of {OPTIMIZERS}")
+    if "learning_rate" in hparams and not _is_number(hparams["learning_rate"], 1e-7, 10.0):
+        problems.append(f"learning_rate={hparams['learning_rate']!r} must be in (0, 10]")
+    return problems
+
+
+def hyperparameters(config: TrainConfig) -> Dict[str, Any]:
+    """The architecture's default hyperparameters with the config's overrides."""
+    return {**DEFAULT_HYPERPARAMETERS[config.architecture], **config.hyperparameters}
+
+
+def lr_at_epoch(epoch: int, epochs: int, base_lr: float, warmup_epochs: int = 0,
+                floor: float = 0.05) -> float:
+    """The learning rate of `epoch` (0-based) of `epochs`: linear warm-up over `warmup_epochs`
+    (base/w, 2 base/w, ...), then a cosine from base_lr down to floor x base_lr.
+
+    Per epoch and stateless, so a resumed run gets the same rate for an epoch; the GPU recipe
+    harness (bench/gpu_recipe) uses this same function.
+    """
+    if warmup_epochs and epoch < warmup_epochs:
+        return base_lr * (epoch + 1) / warmup_epochs
+    t = (epoch - warmup_epochs) / max(1, epochs - warmup_epochs)
+    return base_lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(t, 1.0))))
+
+
 def _is_int(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+def _is_number(value: Any, lowest: float, highest: float) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and lowest <= value <= highest)

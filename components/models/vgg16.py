@@ -21,11 +21,11 @@ _DEFAULTS = DEFAULT_HYPERPARAMETERS["vgg16"]
 BLOCKS = ((64, 2), (128, 2), (256, 3), (512, 3), (512, 3))
 
 
-def fer_base(inputs: keras.KerasTensor) -> keras.KerasTensor:
+def fer_base(inputs: keras.KerasTensor, width: float = 1.0) -> keras.KerasTensor:
     x = inputs
     for b, (filters, convs) in enumerate(BLOCKS, start=1):
         for c in range(1, convs + 1):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False,
+            x = layers.Conv2D(common.scaled(filters, width), 3, padding="same", use_bias=False,
                               name=f"block{b}_conv{c}")(x)
             x = common.batch_norm(f"block{b}_bn{c}")(x)
             x = layers.Activation("relu", name=f"block{b}_relu{c}")(x)
@@ -36,13 +36,14 @@ def fer_base(inputs: keras.KerasTensor) -> keras.KerasTensor:
 
 def build(input_shape, num_classes: int, variant: str = "fer", weights: Optional[str] = None,
           dropout: float = _DEFAULTS["dropout"], head_units: int = _DEFAULTS["head_units"],
-          trainable_base_layers: int = -1) -> keras.Model:
+          trainable_base_layers: int = -1, width: float = 1.0) -> keras.Model:
     """VGG16 classifier with a softmax head over `num_classes`.
 
     `weights`: None (random init) or a local `.h5` file of Keras' ImageNet VGG16 notop weights
     (stock variant only; nothing is downloaded). `trainable_base_layers`: with weights, how many
-    of the base's last layers to train (-1: all).
+    of the base's last layers to train (-1: all). `width` scales every layer's filters
+    (fer variant only).
     """
     return common.build_classifier("VGG16", input_shape, num_classes, variant, fer_base,
                                    keras.applications.VGG16, weights, dropout, head_units,
-                                   trainable_base_layers)
+                                   trainable_base_layers, width)
