@@ -5,7 +5,8 @@ into configs.RunOptions fields by `run_options`.
 from __future__ import annotations
 
 import argparse
-from typing import Any, Dict, List, Optional
+import json
+from typing import Any, Dict, List, Optional, Tuple
 
 from components import contract
 from pipeline import configs
@@ -33,6 +34,17 @@ def parse_mapping(text: str, value_type=str) -> Dict[str, Any]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"bad value in {item!r}") from None
     return out
+
+
+def parse_setting(text: str) -> Tuple[str, Any]:
+    """'NAME=VALUE' -> (NAME, VALUE), VALUE read as JSON when it is JSON, else as text."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    try:
+        return name.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return name.strip(), value
 
 
 def parse_architectures(text: str) -> List[str]:
@@ -108,6 +120,11 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     model.add_argument("--max-steps-per-epoch", type=int,
                        help="cap on training steps per epoch, 0 for full passes over the training "
                             "split (default: the profile's, per architecture)")
+    model.add_argument("--training-setting", type=parse_setting, action="append", default=[],
+                       metavar="NAME=VALUE", dest="training_settings",
+                       help="any training setting (components/models/training_config.py), for "
+                            "every architecture, repeatable; VALUE is JSON, e.g. width=0.5 or "
+                            'hyperparameters=\'{"learning_rate": 0.01}\'')
     model.add_argument("--model-variant", type=parse_mapping, default={},
                        help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
                             "ImageNet weights)")
@@ -130,9 +147,9 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                                     "--beam-arg=--direct_num_workers=4")
 
 
-def training_overrides(args: argparse.Namespace) -> Dict[str, int]:
+def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
     """Training settings given on the command line; they override the profile's."""
-    overrides = {}
+    overrides = dict(args.training_settings)
     if args.epochs is not None:
         overrides["epochs"] = args.epochs
     if args.max_steps_per_epoch is not None:

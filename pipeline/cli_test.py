@@ -87,6 +87,19 @@ def test_training_overrides_only_what_is_given():
     assert cli_options.training_overrides(parse(["run"])) == {}
     given = parse(["run", "--epochs", "20", "--max-steps-per-epoch", "0"])
     assert cli_options.training_overrides(given) == {"epochs": 20, "max_steps_per_epoch": 0}
+    given = parse(["run", "--training-setting", "width=0.5", "--training-setting",
+                   'hyperparameters={"learning_rate": 0.01}', "--training-setting",
+                   "test_time_augmentation=flip", "--epochs", "3"])
+    assert cli_options.training_overrides(given) == {
+        "width": 0.5, "hyperparameters": {"learning_rate": 0.01},
+        "test_time_augmentation": "flip", "epochs": 3}
+
+
+def test_a_bad_training_setting_is_named_before_the_run(tmp_path, capsys):
+    rc = cli.main(["run", "--output-dir", str(tmp_path / "out"), "--data-root", str(tmp_path),
+                   "--training-setting", "widht=0.5"])
+    assert rc == 2
+    assert "unknown training settings ['widht']" in capsys.readouterr().err
 
 
 def test_bad_pipeline_arguments_are_reported_without_traceback(tmp_path, capsys):
