@@ -2,6 +2,7 @@
 optionally augmented batches) in images/s, on one core and on all cores of this machine.
 
   python -m bench.input_pipeline_bench [--output-dir outputs] [--batch 128] [--batches 100]
+      [--reads stream,cache] [--augments off,basic,gpu]
 
 Reads the Transform output of a local run (`make run` first). Each configuration runs in its
 own process, pinned to its cores (`os.sched_setaffinity`) with TensorFlow's thread pools sized
@@ -21,8 +22,8 @@ from pipeline import configs, local_outputs
 
 _CHILD = r"""
 import json, os, sys, time
-cores, augment, batch, batches, examples_uri, graph_uri = sys.argv[1:7]
-cores, augment, batch, batches = int(cores), augment == "1", int(batch), int(batches)
+cores, read, augment, batch, batches, examples_uri, graph_uri = sys.argv[1:8]
+cores, batch, batches = int(cores), int(batch), int(batches)
 os.sched_setaffinity(0, set(range(cores)))
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
 import tensorflow as tf
@@ -32,6 +33,7 @@ import tensorflow_transform as tft
 from tfx.components.trainer import fn_args_utils
 from tfx.types import standard_artifacts
 from components.models import trainer_base
+from pipeline import configs
 
 examples = standard_artifacts.Examples()
 examples.uri = examples_uri
@@ -41,17 +43,25 @@ graph.uri = graph_uri
 fn_args = fn_args_utils.get_common_fn_args(
     {"examples": [examples], "transform_graph": [graph]},
     {"train_args": '{"num_steps": 0}', "eval_args": '{"num_steps": 0}'}, working_dir="/tmp")
+n = sum(trainer_base.count_labels(fn_args.train_files, 7))
+gpu = configs.get_profile("gpu").training_config("vgg16")
+augmenter = {"off": None, "basic": trainer_base.augmenter(42),
+             "gpu": trainer_base.augmenter(42, gpu["zoom"], gpu["crop_pad"], gpu["erasing"])}
 dataset = trainer_base.input_fn(fn_args.train_files, fn_args.data_accessor,
                                 tft.TFTransformOutput(graph_uri), batch, training=True,
-                                augment=augment)
+                                augment=augmenter[augment],
+                                # stream: no num_examples, so no cache (and a 10k buffer)
+                                num_examples=n if read == "cache" else 0)
 iterator = iter(dataset)
-for _ in range(5):
+# Warm-up: 5 batches, and the whole first epoch when the split is cached.
+for _ in range(5 + (-(-n // batch) if read == "cache" else 0)):
     next(iterator)
 start = time.perf_counter()
 for _ in range(batches):
     images, labels = next(iterator)
 elapsed = time.perf_counter() - start
-print(json.dumps({"cores": cores, "augment": augment, "images_per_s": batch * batches / elapsed,
+print(json.dumps({"cores": cores, "read": read, "augment": augment,
+                  "images_per_s": batch * batches / elapsed,
                   "image_shape": list(images.shape[1:])}))
 """
 
@@ -68,16 +78,23 @@ def main(argv=None) -> int:
     p.add_argument("--output-dir", default=local_outputs.DEFAULT_OUTPUT_DIR)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--reads", default="stream,cache",
+                   help="stream: read and parse every epoch; cache: the Trainer's in-memory "
+                        "cache (timed after the first epoch)")
+    p.add_argument("--augments", default="off,basic,gpu",
+                   help="off, basic (the default augmenter) or gpu (the gpu profile's)")
     args = p.parse_args(argv)
     root = local_outputs.OutputLayout(args.output_dir).pipeline_root
     examples = latest(os.path.join(root, "Transform", "transformed_examples", "*"))
     graph = latest(os.path.join(root, "Transform", "transform_graph", "*"))
     all_cores = len(os.sched_getaffinity(0))
     rows = []
-    for augment in (False, True):
+    configs_to_run = [(read, augment) for augment in args.augments.split(",")
+                      for read in args.reads.split(",")]
+    for read, augment in configs_to_run:
         for cores in sorted({1, all_cores}):
             out = subprocess.run(
-                [sys.executable, "-c", _CHILD, str(cores), str(int(augment)), str(args.batch),
+                [sys.executable, "-c", _CHILD, str(cores), read, augment, str(args.batch),
                  str(args.batches), examples, graph],
                 cwd=configs.PROJECT_ROOT, capture_output=True, text=True)
             if out.returncode != 0:
@@ -85,10 +102,10 @@ def main(argv=None) -> int:
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(rows[-1], flush=True)
     print(f"\nbatch {args.batch}, {args.batches} timed batches, image {rows[0]['image_shape']}")
-    print("| augmentation | cores | images/s | images/s per core |")
-    print("|---|---|---|---|")
+    print("| read | augmentation | cores | images/s | images/s per core |")
+    print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {'on' if r['augment'] else 'off'} | {r['cores']} | {r['images_per_s']:,.0f} | "
+        print(f"| {r['read']} | {r['augment']} | {r['cores']} | {r['images_per_s']:,.0f} | "
               f"{r['images_per_s'] / r['cores']:,.0f} |")
     return 0
 

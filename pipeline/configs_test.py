@@ -90,6 +90,8 @@ def measured_gpu_settings(arch_result):
         "warmup_epochs": recipe["warmup_epochs"], "lr_floor": recipe["lr_floor"],
         "class_weighting": recipe["class_weights"],
         "augment": recipe["aug"] != "none", "zoom": 0.1 if recipe["aug"] == "zoom" else 0.0,
+        # The probe runs its augmentation layers inside the training model, on the device.
+        "augment_in_model": recipe["aug"] != "none",
         "crop_pad": recipe["crop_pad"], "erasing": recipe["erasing"],
         # The probe keeps the epoch with the best validation accuracy and never stops early.
         "best_epoch_metric": "val_accuracy",

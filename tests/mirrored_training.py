@@ -90,6 +90,7 @@ def main(work_dir: str) -> int:
             data_view_decode_fn=None),
         custom_config={"architecture": "vgg16", "label_names": CLASSES, "epochs": 2,
                        "batch_size": 4, "width": 0.125, "augment": True, "crop_pad": 2,
+                       "augment_in_model": True,
                        "label_smoothing": 0.1, "distribute": "mirrored",
                        "test_time_augmentation": "flip"},
         hyperparameters=None)

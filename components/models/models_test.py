@@ -90,6 +90,24 @@ def test_recipe_settings_reach_the_optimizer_and_the_loss():
     assert params["learning_rate"] == pytest.approx(0.05)
 
 
+def test_augmentation_in_the_model_trains_in_front_of_the_exported_classifier():
+    import numpy as np
+    config = training_config.TrainConfig(architecture="vgg16", label_names=list("ab"),
+                                         width=0.125, augment_in_model=True, crop_pad=2,
+                                         erasing=0.5)
+    model = trainer.build_model(config, trainer.default_hyperparameters(config), (32, 32, 1))
+    inner = trainer.classifier(model)
+    assert model is not inner and inner.name == "vgg16_fer"
+    assert [x.name for x in model.layers[1].layers][-2:] == ["random_pad_crop", "random_erase"]
+    assert not any("random" in x.name for x in inner.layers)
+    x = np.random.default_rng(0).random((4, 32, 32, 1)).astype("float32")
+    model.fit(x, np.array([0, 1, 0, 1]), epochs=1, verbose=0)
+    np.testing.assert_allclose(model(x, training=False), inner(x, training=False), rtol=1e-5)
+    plain = training_config.TrainConfig(architecture="vgg16", label_names=list("ab"))
+    plain_model = trainer.build_model(plain, trainer.default_hyperparameters(plain), (32, 32, 1))
+    assert trainer.classifier(plain_model) is plain_model
+
+
 @pytest.mark.parametrize("builder", [vgg16, resnet50])
 def test_width_scales_every_layer_and_keeps_the_depth(builder):
     full = builder.build((32, 32, 1), 6)

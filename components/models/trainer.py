@@ -28,6 +28,7 @@ from components.models.training_config import TrainConfig
 
 BUILDERS = {"vgg16": vgg16.build, "resnet50": resnet50.build}
 BACKUP_DIR_NAME = "training_backup"
+TRAINING_MODEL_NAME = "augment_then_classify"
 
 
 def default_hyperparameters(config: TrainConfig) -> Dict[str, Any]:
@@ -57,11 +58,17 @@ def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
                 replicas: int = 1) -> keras.Model:
     """A compiled classifier: softmax output, categorical cross-entropy (on one-hot labels
     when label smoothing is on, see `one_hot_classes`). With `replicas` > 1 the batch is
-    `replicas` times larger and so is the learning rate (linear scaling)."""
+    `replicas` times larger and so is the learning rate (linear scaling). With
+    `augment_in_model`, the augmentation layers come first (see `classifier`)."""
     model = BUILDERS[config.architecture](
         image_shape, config.num_classes, variant=config.variant, weights=config.weights,
         dropout=float(hparams["dropout"]), head_units=int(hparams["head_units"]),
         trainable_base_layers=int(hparams.get("trainable_base_layers", -1)), width=config.width)
+    if config.augment and config.augment_in_model:
+        inputs = keras.Input(shape=image_shape, name="image")
+        augment = trainer_base.augmenter(config.seed, config.zoom, config.crop_pad,
+                                         config.erasing)
+        model = keras.Model(inputs, model(augment(inputs)), name=TRAINING_MODEL_NAME)
     lr = float(hparams["learning_rate"]) * replicas
     weight_decay = config.weight_decay or None  # decoupled: var -= lr * weight_decay * var
     optimizer = (keras.optimizers.Adam(lr, weight_decay=weight_decay)
@@ -76,6 +83,11 @@ def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
     model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
     return model
+
+
+def classifier(model: keras.Model) -> keras.Model:
+    """The classifier to export: `model`, or the one inside a training model that augments."""
+    return model.layers[-1] if model.name == TRAINING_MODEL_NAME else model
 
 
 def one_hot_classes(config: TrainConfig) -> int:
@@ -130,7 +142,7 @@ def _backup_dir(fn_args: tfx.components.FnArgs) -> str:
 def _training_input(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput,
                     config: TrainConfig, counts, batch_size: int) -> tf.data.Dataset:
     augment = (trainer_base.augmenter(config.seed, config.zoom, config.crop_pad, config.erasing)
-               if config.augment else None)
+               if config.augment and not config.augment_in_model else None)
     return trainer_base.input_fn(
         fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size,
         training=True, augment=augment, seed=config.seed, num_examples=sum(counts),
@@ -217,7 +229,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     trainer_base.write_training_summary(fn_args.model_run_dir, summary)
-    trainer_base.export_model(model, tf_transform_output, config.label_names,
+    trainer_base.export_model(classifier(model), tf_transform_output, config.label_names,
                               fn_args.serving_model_dir, config.test_time_augmentation,
                               config.tta_shift)
     # The log spans restarts; keep it with the run, then drop the backup of a finished run.

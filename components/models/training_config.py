@@ -59,6 +59,9 @@ class TrainConfig:
     zoom: float = 0.0                     # random zoom in and out by up to this fraction
     crop_pad: int = 0                     # pad by this many px (reflect), crop back at random
     erasing: float = 0.0                  # probability of erasing one random rectangle
+    # Run the augmentation inside the training model (on the accelerator) instead of in the
+    # CPU input pipeline; the exported model never holds it.
+    augment_in_model: bool = False
     test_time_augmentation: str = "none"  # one of TTA_MODES, inside the exported model
     tta_shift: int = 2                    # px, for the "crops" views
     # "auto": MirroredStrategy over the GPUs when more than one is visible, else the default

@@ -1,0 +1,129 @@
+"""Accuracy per pass of a training recipe on FER2013 on this machine: the `cpu` profile's search.
+
+  python -m bench.cpu_recipe --output-dir /tmp/ferout --arch vgg16 \\
+      --set width=0.5 --set epochs=6 --set max_steps_per_epoch=300
+
+Trains one architecture with the Trainer's own pieces (trainer.build_model, trainer_base.input_fn
+and augmenter, the learning-rate schedule, class weights) on the Transform output of an earlier
+run (`fer-pipeline run --profile cpu --architectures none`), with the `cpu` profile's settings and
+the `--set` overrides; then scores the whole eval split (PublicTest) with the exported model's
+prediction function (test-time views included). No TFX components, no Evaluator: this measures
+the recipe, the pipeline measures the pipeline. Prints one JSON line for BENCHMARKS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import components  # noqa: E402,F401  (TF_USE_LEGACY_KERAS=0 before TensorFlow loads)
+
+# isort: split
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tensorflow_transform as tft  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+from tfx.components.trainer import fn_args_utils  # noqa: E402
+from tfx.types import standard_artifacts  # noqa: E402
+
+from components import contract  # noqa: E402
+from components.models import trainer, trainer_base, training_config  # noqa: E402
+from pipeline import cli_options, configs, local_outputs  # noqa: E402
+
+
+def latest(pattern: str) -> str:
+    found = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
+    if not found:
+        raise SystemExit(f"nothing matches {pattern}: run the data half first")
+    return found[-1]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output-dir", default=local_outputs.DEFAULT_OUTPUT_DIR)
+    parser.add_argument("--arch", default="vgg16", choices=contract.ARCHITECTURES)
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--set", type=cli_options.parse_setting, action="append", default=[],
+                        metavar="NAME=VALUE", help="a training setting, as --training-setting")
+    args = parser.parse_args(argv)
+
+    root = local_outputs.OutputLayout(args.output_dir).pipeline_root
+    examples = standard_artifacts.Examples()
+    examples.uri = latest(os.path.join(root, "Transform", "transformed_examples", "*"))
+    examples.split_names = json.dumps(["train", "valid", "eval"])
+    graph_uri = latest(os.path.join(root, "Transform", "transform_graph", "*"))
+    graph = standard_artifacts.TransformGraph()
+    graph.uri = graph_uri
+    fn_args = fn_args_utils.get_common_fn_args(
+        {"examples": [examples], "transform_graph": [graph]},
+        {"train_args": '{"num_steps": 0, "splits": ["train"]}',
+         "eval_args": '{"num_steps": 0, "splits": ["valid"]}'}, working_dir="/tmp")
+    tf_transform_output = tft.TFTransformOutput(graph_uri)
+
+    settings = {**configs.get_profile(args.profile).training_config(args.arch), **dict(args.set)}
+    config = training_config.TrainConfig.from_custom_config(
+        {"architecture": args.arch, "label_names": list(contract.DEFAULT_CLASSES), **settings})
+    keras.utils.set_random_seed(config.seed)
+    hparams = trainer.default_hyperparameters(config)
+    counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
+    n_train = sum(counts)
+    train = trainer._training_input(fn_args, tf_transform_output, config, counts,
+                                    config.batch_size)
+    validation = trainer._validation_input(fn_args, tf_transform_output, config,
+                                           config.batch_size)
+    model = trainer.build_model(config, hparams, trainer_base.image_shape(tf_transform_output))
+    steps = trainer._steps(n_train, config.batch_size, config.max_steps_per_epoch)
+    monitor_mode = "min" if config.best_epoch_metric == "val_loss" else "max"
+    start = time.perf_counter()
+    history = model.fit(
+        train, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps,
+        class_weight=trainer_base.class_weights(counts, config.class_weighting), verbose=2,
+        callbacks=[trainer.learning_rate_schedule(config, float(hparams["learning_rate"])),
+                   keras.callbacks.EarlyStopping(
+                       monitor=config.best_epoch_metric, mode=monitor_mode,
+                       patience=config.early_stopping_patience, restore_best_weights=True)])
+    train_s = time.perf_counter() - start
+
+    # PublicTest through the exported model's prediction (test-time views included).
+    spec = tf_transform_output.transformed_feature_spec()
+    files = glob.glob(os.path.join(examples.uri, "Split-eval", "*"))
+    eval_data = (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256)
+                 .map(lambda b: tf.io.parse_example(b, spec)))
+    predict = tf.function(lambda x: trainer_base.predict_probabilities(
+        model, x, config.test_time_augmentation, config.tta_shift))
+    labels, predictions = [], []
+    start = time.perf_counter()
+    for batch in eval_data:
+        predictions.append(np.argmax(predict(batch[trainer_base.IMAGE_XF]).numpy(), axis=-1))
+        labels.append(batch[trainer_base.LABEL_XF].numpy().reshape(-1))
+    eval_s = time.perf_counter() - start
+    labels, predictions = np.concatenate(labels), np.concatenate(predictions)
+    epochs_run = len(history.history["loss"])
+    print(json.dumps({
+        "arch": args.arch, "settings": dict(args.set), "hyperparameters": hparams,
+        "batch_size": config.batch_size, "steps_per_epoch": steps, "epochs_run": epochs_run,
+        "passes": round(epochs_run * steps * config.batch_size / n_train, 2),
+        "train_minutes": round(train_s / 60, 1),
+        "train_images_per_s": round(epochs_run * steps * config.batch_size / train_s, 1),
+        "val_accuracy": [round(v, 4) for v in history.history["val_accuracy"]],
+        "public_test_n": int(labels.size),
+        "public_test_accuracy": round(float(np.mean(labels == predictions)), 4),
+        "public_test_macro_f1": round(float(f1_score(labels, predictions, average="macro")), 4),
+        "per_class_f1": [round(float(v), 3) for v in f1_score(labels, predictions,
+                                                               average=None)],
+        "majority_class_share": round(float(np.max(np.bincount(labels)) / labels.size), 4),
+        "eval_seconds": round(eval_s, 1), "passes_per_hour": round(
+            3600 * epochs_run * steps * config.batch_size / n_train / train_s, 2)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
