@@ -63,6 +63,24 @@ def test_search_space_per_architecture():
                                                            with_weights)
 
 
+def test_the_search_tries_the_default_hyperparameters_first(tmp_path):
+    config = training_config.TrainConfig(architecture="resnet50", label_names=list("abc"),
+                                         hyperparameters={"learning_rate": 3e-3})
+    hp = keras_tuner.HyperParameters()
+    trainer.search_space(hp, config)
+    oracle = trainer.DefaultsFirstOracle(objective=keras_tuner.Objective("val_loss", "min"),
+                                         max_trials=3, seed=42)
+    oracle._set_project_dir(str(tmp_path), "search")  # what the Tuner does
+    oracle.update_space(hp)
+    first = oracle.create_trial("tuner0")
+    assert first.hyperparameters.values == trainer.default_hyperparameters(config)
+    oracle.update_trial(first.trial_id, {"val_loss": 1.0})
+    first.status = "COMPLETED"
+    oracle.end_trial(first)
+    second = oracle.create_trial("tuner0")
+    assert second.hyperparameters.values != first.hyperparameters.values  # then at random
+
+
 def test_compiled_model_uses_sparse_categorical_crossentropy():
     config = training_config.TrainConfig(architecture="vgg16", label_names=list("abcdef"))
     model = trainer.build_model(config, trainer.default_hyperparameters(config), (48, 48, 1))

@@ -54,6 +54,18 @@ def search_space(hp: keras_tuner.HyperParameters, config: TrainConfig) -> Dict[s
     return params
 
 
+class DefaultsFirstOracle(keras_tuner.oracles.RandomSearchOracle):
+    """Random search whose first trial is the default hyperparameters (KerasTuner's random
+    search draws every trial at random), so that a search never ends worse than no search on
+    its own objective, and a one-trial search trains the defaults."""
+
+    def populate_space(self, trial_id):
+        if not self.trials:
+            values = {hp.name: hp.default for hp in self.hyperparameters.space}
+            return {"status": keras_tuner.engine.trial.TrialStatus.RUNNING, "values": values}
+        return super().populate_space(trial_id)
+
+
 def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
                 replicas: int = 1) -> keras.Model:
     """A compiled classifier: softmax output, categorical cross-entropy (on one-hot labels
@@ -241,7 +253,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
 
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
-    """A KerasTuner random search over `search_space` for one architecture."""
+    """A KerasTuner random search over `search_space` for one architecture, defaults first."""
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     keras.utils.set_random_seed(config.seed)
     _set_precision(config)
@@ -252,14 +264,14 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     image_shape = trainer_base.image_shape(tf_transform_output)
     counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
 
-    tuner = keras_tuner.RandomSearch(
+    tuner = keras_tuner.Tuner(
+        oracle=DefaultsFirstOracle(
+            # val_loss, as early stopping: short trials rarely move accuracy off chance.
+            objective=keras_tuner.Objective("val_loss", "min"),
+            max_trials=config.tuner_trials, seed=config.seed),
         hypermodel=lambda hp: build_model(config, search_space(hp, config), image_shape,
                                           replicas),
         distribution_strategy=strategy if replicas > 1 else None,
-        # val_loss, as early stopping: short trials rarely move accuracy off chance.
-        objective=keras_tuner.Objective("val_loss", "min"),
-        max_trials=config.tuner_trials,
-        seed=config.seed,
         directory=fn_args.working_dir,
         project_name=f"{config.architecture}_search",
     )
