@@ -113,7 +113,7 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     tuning = model.add_mutually_exclusive_group()
     tuning.add_argument("--tuning", dest="tuning", action="store_true", default=None,
                         help="run KerasTuner before each Trainer (default: the profile's; "
-                             "on for demo and gpu, off for cpu)")
+                             "on for demo, off for cpu and gpu)")
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false",
                         help="skip KerasTuner; train with the default hyperparameters")
     model.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
