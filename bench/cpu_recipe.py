@@ -33,16 +33,10 @@ from sklearn.metrics import f1_score  # noqa: E402
 from tfx.components.trainer import fn_args_utils  # noqa: E402
 from tfx.types import standard_artifacts  # noqa: E402
 
+from bench.input_pipeline_bench import latest  # noqa: E402
 from components import contract  # noqa: E402
 from components.models import trainer, trainer_base, training_config  # noqa: E402
 from pipeline import cli_options, configs, local_outputs  # noqa: E402
-
-
-def latest(pattern: str) -> str:
-    found = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
-    if not found:
-        raise SystemExit(f"nothing matches {pattern}: run the data half first")
-    return found[-1]
 
 
 def main(argv=None) -> int:

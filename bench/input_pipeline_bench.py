@@ -69,7 +69,8 @@ print(json.dumps({"cores": cores, "read": read, "augment": augment,
 def latest(pattern: str) -> str:
     found = sorted(glob.glob(pattern), key=lambda p: int(os.path.basename(p)))
     if not found:
-        raise SystemExit(f"nothing matches {pattern}: run `make run` first")
+        raise SystemExit(f"nothing matches {pattern}: run the pipeline first (`make run`, "
+                         "or `fer-pipeline run --architectures none` on FER2013)")
     return found[-1]
 
 
