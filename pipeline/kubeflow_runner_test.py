@@ -14,7 +14,7 @@ def _compile(tmp_path, *extra_args):
 
 
 def test_compiles_pipeline_spec_with_every_component(tmp_path):
-    spec = _compile(tmp_path, "--profile", "gpu")  # the gpu profile tunes
+    spec = _compile(tmp_path, "--profile", "gpu", "--tuning")
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {"ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen",
                           "ExampleValidator", "SchemaValidationGate", "Transform",
