@@ -53,6 +53,10 @@ def shuffle_buffer_size(num_examples: int, image_shape) -> int:
     return max(1, min(int(num_examples), SHUFFLE_BUFFER_BYTES // per_example))
 
 
+def _image_and_label(features, label):
+    return features[IMAGE_XF], tf.reshape(label, [-1])
+
+
 def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor,
              tf_transform_output: tft.TFTransformOutput, batch_size: int, training: bool,
              augment: Optional[keras.layers.Layer] = None, seed: int = 42,
@@ -67,8 +71,7 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
     subset of that many examples on every pass. With `one_hot_classes`, labels are one-hot
     float32 [B, one_hot_classes] (for label smoothing).
     """
-    shape = image_shape(tf_transform_output)
-    buffer = shuffle_buffer_size(num_examples or 10_000, shape)
+    buffer = shuffle_buffer_size(num_examples or 10_000, image_shape(tf_transform_output))
     schema = tf_transform_output.transformed_metadata.schema
     if training and num_examples and buffer >= num_examples:
         # The split fits in memory: read and parse it once, then every epoch is a fresh
@@ -79,9 +82,7 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
             tfxio.TensorFlowDatasetOptions(batch_size=CACHE_READ_BATCH, label_key=LABEL_XF,
                                            shuffle=False, num_epochs=1),
             schema)
-        dataset = (dataset.map(lambda features, label: (features[IMAGE_XF],
-                                                        tf.reshape(label, [-1])),
-                               num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = (dataset.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
                    .unbatch().cache()
                    .shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
                    .repeat().batch(batch_size))
@@ -94,9 +95,7 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
                                            shuffle_buffer_size=buffer,
                                            num_epochs=None if training else 1),
             schema)
-        dataset = dataset.map(lambda features, label: (features[IMAGE_XF],
-                                                       tf.reshape(label, [-1])),
-                              num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
     if training and augment is not None:
         dataset = dataset.map(lambda x, y: (augment(x, training=True), y),
                               num_parallel_calls=tf.data.AUTOTUNE)
