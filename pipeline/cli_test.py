@@ -2,6 +2,7 @@
 import pytest
 
 from components import contract
+from components.models import training_config
 from pipeline import cli, cli_options, configs
 
 
@@ -75,11 +76,11 @@ def test_profile_training_config_applies_architecture_overrides():
     assert not cpu.tuning and configs.get_profile("demo").tuning
     by_arch = cpu.training_by_architecture()
     assert set(by_arch) == set(contract.ARCHITECTURES)
-    assert by_arch["vgg16"]["max_steps_per_epoch"] != by_arch["resnet50"]["max_steps_per_epoch"]
+    assert by_arch["vgg16"]["epochs"] != by_arch["resnet50"]["epochs"]
     # Shared settings stay.
     assert by_arch["resnet50"]["batch_size"] == cpu.training_config()["batch_size"]
-    assert "max_steps_per_epoch" not in cpu.training  # only per architecture
-    assert cpu.training_config()["max_steps_per_epoch"] == 0
+    assert "epochs" not in cpu.training  # only per architecture
+    assert cpu.training_config()["epochs"] == training_config.default_settings()["epochs"]
 
 
 def test_training_overrides_only_what_is_given():

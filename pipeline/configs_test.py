@@ -13,14 +13,18 @@ def args_for(**options):
 
 
 def test_training_merges_defaults_profile_architecture_then_user():
-    args = args_for(profile="cpu", training={"epochs": 9}, model_variants={"vgg16": "stock"})
+    args = args_for(profile="cpu", training={"max_steps_per_epoch": 9})
     vgg16, resnet50 = args["training"]["vgg16"], args["training"]["resnet50"]
     defaults = training_config.default_settings()
     assert set(vgg16) == set(defaults)                       # every setting, explicitly
     assert vgg16["seed"] == defaults["seed"]                  # TrainConfig's default
-    assert vgg16["batch_size"] == 64                          # the profile's
-    assert vgg16["max_steps_per_epoch"] == 150 and resnet50["max_steps_per_epoch"] == 120
-    assert vgg16["epochs"] == resnet50["epochs"] == 9         # the user's, for every architecture
+    assert vgg16["width"] == resnet50["width"] == 0.25        # the profile's
+    assert vgg16["epochs"] == 8 and resnet50["epochs"] == 5   # the profile's, per architecture
+    assert vgg16["max_steps_per_epoch"] == resnet50["max_steps_per_epoch"] == 9  # the user's
+    args = args_for(profile="cpu", training={"epochs": 9, "width": 1.0},
+                    model_variants={"vgg16": "stock"})
+    vgg16, resnet50 = args["training"]["vgg16"], args["training"]["resnet50"]
+    assert vgg16["epochs"] == resnet50["epochs"] == 9         # the user's over the architecture's
     assert vgg16["variant"] == "stock" and resnet50["variant"] == "fer"
 
 

@@ -48,7 +48,7 @@ def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
         for key, value in cpu.training_config(arch).items():
             assert custom_config[key] == value, key
     vgg16, resnet50 = (cpu.training_config(a) for a in ("vgg16", "resnet50"))
-    assert vgg16["max_steps_per_epoch"] != resnet50["max_steps_per_epoch"]
+    assert vgg16["epochs"] != resnet50["epochs"]
 
 
 def test_bad_options_are_reported_without_a_traceback(tmp_path, capsys):

@@ -138,7 +138,8 @@ def check_settings(settings: Mapping[str, Any]) -> None:
     if settings.get("weights") and settings.get("variant", "fer") != "stock":
         problems.append("weights fit only the stock variant (variant='stock')")
     if settings.get("width", 1.0) != 1.0 and settings.get("variant", "fer") != "fer":
-        problems.append("width fits only the fer variant (keras.applications have one width)")
+        problems.append("width fits only the fer variant (keras.applications have one width):"
+                        " set width=1 with variant='stock'")
     problems += _hyperparameter_problems(settings.get("hyperparameters") or {})
     if problems:
         raise ValueError("bad training settings: " + "; ".join(problems))
