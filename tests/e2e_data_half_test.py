@@ -61,7 +61,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capfd):
         run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG]
     with open(report_path) as f:
         page = f.read()
-    assert page.count("no anomalies") == 3 and "No models in this run." in page
+    assert page.count("no anomalies") == 3 and "No models in this run" in page
 
     # Ingest report: every file accounted for.
     report = ingest_report.read_summary(

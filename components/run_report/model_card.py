@@ -42,7 +42,7 @@ class ModelCard:
     label_names: List[str]
     overall: List[Tuple[str, str]]
     per_class: Dict[str, Dict[str, float]]
-    candidates: List[Tuple[str, str, str, str]]
+    candidates: List[Tuple[str, float, float, str]]
     data_limits: List[str]
 
     @classmethod
@@ -73,8 +73,8 @@ class ModelCard:
                        ("macro-F1", f"{metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f}"),
                        ("examples", f"{int(metrics.get('example_count', 0))}")]
         candidates = [
-            (name, f"{e.metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}",
-             f"{e.metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f}",
+            (name, float(e.metrics.get(contract.ACCURACY_METRIC, float("nan"))),
+             float(e.metrics.get(contract.MACRO_F1_METRIC, float("nan"))),
              "yes" if e.blessed else "no")
             for name, e in sorted(inputs.evaluations.items())]
         data = inputs.ingest.get("examples", {})
@@ -123,7 +123,7 @@ class ModelCard:
             parts.append(f"<p>Served as model <code>{html.escape(self.model_name)}</code>, "
                          f"version <code>{html.escape(self.pushed_version)}</code> "
                          f"(<code>{html.escape(str(self.pushed_destination))}</code>).</p>")
-            parts.append("<h2>Model</h2>" + html_page.table(["", ""], self.details))
+            parts.append("<h2>Model</h2>" + html_page.table(None, self.details))
         else:
             parts.append("<p>No candidate was blessed, so no model was pushed by this run.</p>")
         parts.append(f"<h2>Intended use</h2><p>{html.escape(INTENDED_USE)}</p>")
@@ -131,7 +131,7 @@ class ModelCard:
                                                       self._data_rows()))
         if self.pushed_version:
             parts.append("<h2>Evaluation (eval split)</h2>"
-                         + html_page.table(["", ""], self.overall)
+                         + html_page.table(None, self.overall)
                          + html_page.table(["class", "precision", "recall", "specificity",
                                             "F1", "support"], self._per_class_rows()))
         parts.append("<h2>Candidates of this run</h2>" + html_page.table(

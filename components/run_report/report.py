@@ -127,19 +127,21 @@ def write_report(inputs: ReportInputs, output_dir: str) -> str:
     report's path."""
     os.makedirs(output_dir, exist_ok=True)
     out = lambda name: os.path.join(output_dir, name)  # noqa: E731
-    sections = [_data_section(inputs, out)]
-    if inputs.trainings:
-        sections.append(_training_section(inputs, out))
     scores = {arch: per_class_scores(e.matrix, inputs.label_names)
               for arch, e in inputs.evaluations.items()}
+    sections = [_outcome_section(inputs), _data_section(inputs, out)]
+    if inputs.trainings:
+        sections.append(_training_section(inputs, out))
     if inputs.evaluations:
         sections.append(_evaluation_section(inputs, scores, out))
+    if inputs.artifacts:
+        sections.append("<h2>Artifacts</h2>" + html_page.table(
+            ["artifact", "URI"], [[k, v] for k, v in sorted(inputs.artifacts.items())]))
     card = model_card.ModelCard.build(inputs, scores)
     with open(out(MODEL_CARD_MD), "w") as f:
         f.write(card.markdown())
     with open(out(MODEL_CARD_HTML), "w") as f:
         f.write(card.html())
-    sections.append(_outcome_section(inputs))
     with open(out(REPORT_FILE), "w") as f:
         f.write(html_page.page(f"{contract.MODEL_NAME}: run report", "".join(sections)))
     return out(REPORT_FILE)
@@ -248,19 +250,22 @@ def _evaluation_section(inputs: ReportInputs, scores, out) -> str:
 
 
 def _outcome_section(inputs: ReportInputs) -> str:
-    parts = ["<h2>Selection and push</h2>"]
+    parts = ["<h2>Outcome</h2>"]
     if inputs.evaluations:
-        parts.append(f"<p>Selection metric: {html.escape(str(inputs.selection_metric))}; "
-                     f"winner: <b>{html.escape(inputs.winner or 'none (no blessed candidate)')}"
-                     "</b>.</p>")
+        winner = inputs.winner
         pushed = inputs.pushed_destination
+        line = (f"Winner on {html.escape(str(inputs.selection_metric))}: <b>"
+                f"{html.escape(winner or 'none (no blessed candidate)')}</b>")
+        if winner and winner in inputs.evaluations:
+            metrics = inputs.evaluations[winner].metrics
+            line += (f", accuracy {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}, "
+                     f"macro-F1 {metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f} on "
+                     "the eval split")
+        parts.append(f"<p>{line}.</p>")
         parts.append("<p>Pushed: " + (f"<code>{html.escape(pushed)}</code>" if pushed else
                                       "nothing") + "</p>")
     else:
-        parts.append("<p>No models in this run.</p>")
+        parts.append("<p>No models in this run: the data half only.</p>")
     parts.append(f'<p>Model card: <a href="{MODEL_CARD_HTML}">{MODEL_CARD_HTML}</a> '
                  f'(<a href="{MODEL_CARD_MD}">Markdown</a>)</p>')
-    if inputs.artifacts:
-        parts.append("<h3>Artifacts</h3>" + html_page.table(
-            ["artifact", "URI"], [[k, v] for k, v in sorted(inputs.artifacts.items())]))
     return "".join(parts)

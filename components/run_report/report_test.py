@@ -103,7 +103,7 @@ def test_report_figures_links_and_model_card(tmp_path):
           for f in (report.curves_png, report.confusion_png))])
     page = (tmp_path / report.REPORT_FILE).read_text()
     assert "Unexpected string values (GIF)" in page and "no anomalies" in page
-    assert "winner: <b>vgg16</b>" in page
+    assert "Winner on sparse_categorical_accuracy: <b>vgg16</b>, accuracy 0.8000" in page
     card = (tmp_path / report.MODEL_CARD_MD).read_text()
     assert card.startswith("# Model card: fer, version 1764150000 (vgg16)")
     # Per-class metrics of the pushed model, from its confusion matrix: sad has 6 of 10
