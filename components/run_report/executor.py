@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from typing import Any, Dict, List
 
+import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
@@ -79,5 +82,12 @@ class Executor(base_executor.BaseExecutor):
             artifacts={"examples": examples.uri, "statistics": statistics.uri,
                        "anomalies": anomalies.uri, **artifacts})
         output = artifact_utils.get_single_instance(output_dict[REPORT_KEY])
-        path = report.write_report(inputs, output.uri)
-        output.set_string_custom_property(REPORT_PATH_PROPERTY, path)
+        # Written locally, then copied: the artifact may live on GCS (Kubeflow).
+        with tempfile.TemporaryDirectory() as local_dir:
+            report.write_report(inputs, local_dir)
+            tf.io.gfile.makedirs(output.uri)
+            for name in sorted(os.listdir(local_dir)):
+                tf.io.gfile.copy(os.path.join(local_dir, name), os.path.join(output.uri, name),
+                                 overwrite=True)
+        output.set_string_custom_property(REPORT_PATH_PROPERTY,
+                                          os.path.join(output.uri, report.REPORT_FILE))
