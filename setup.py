@@ -13,7 +13,7 @@ setup(
     # direct imports only, unpinned, so `pip install -e .` into a locked env changes nothing.
     install_requires=["tfx", "tensorflow", "apache-beam", "keras-tuner", "numpy", "pillow",
                       "tensorflow-serving-api", "grpcio", "prometheus-client",
-                      "opencv-python-headless", "pyyaml"],
+                      "opencv-python-headless", "pyyaml", "matplotlib"],
     entry_points={"console_scripts": [
         "fer-pipeline=pipeline.cli:main",
         "fer-serve=serving.server:main",

@@ -157,3 +157,7 @@ WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 # TF Serving's default ports (its container's gRPC and REST); fer-serve uses the same.
 GRPC_PORT = 8500
 REST_PORT = 8501
+
+# Python logger for the lines a person follows a run by (`fer-pipeline run` prints them on the
+# console; everything else goes to the run's log file): training epochs, for one.
+PROGRESS_LOGGER = "fer.progress"

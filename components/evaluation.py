@@ -1,7 +1,7 @@
 """TFMA evaluation config for the Evaluator of each candidate model."""
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
@@ -91,3 +91,26 @@ def overall_metrics(evaluation_uri: str, label_names: Optional[Sequence[str]] = 
                 out[key.name] = value
     out["per_class"] = per_class
     return out
+
+
+CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
+
+
+def confusion_matrix(evaluation_uri: str, num_classes: int) -> List[List[float]]:
+    """The candidate's confusion matrix on the overall slice (rows: true class, columns: the
+    argmax prediction), from the MultiClassConfusionMatrixPlot of `eval_config`."""
+    matrix = [[0.0] * num_classes for _ in range(num_classes)]
+    for plots in tfma.load_plots(evaluation_uri):
+        if plots.slice_key.single_slice_keys:
+            continue
+        for kv in plots.plot_keys_and_values:
+            if kv.key.name != CONFUSION_MATRIX_PLOT or \
+                    kv.key.model_name not in ("", "candidate"):
+                continue
+            at_thresholds = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
+            for entry in at_thresholds[0].entries:  # the one threshold: 0, the argmax
+                matrix[entry.actual_class_id][entry.predicted_class_id] = \
+                    float(entry.num_weighted_examples)
+            return matrix
+    raise ValueError(f"no {CONFUSION_MATRIX_PLOT} for the overall slice in {evaluation_uri}")
+

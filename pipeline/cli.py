@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
 import sys
+import time
 import warnings
 from typing import Optional, Sequence
 
@@ -20,6 +22,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 
 from components import contract  # noqa: E402  (after the environment is set)
 from pipeline import cli_options, configs, local_outputs  # noqa: E402
+from pipeline import console as console_lib  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,27 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _ProgressFilter(logging.Filter):
-    """Keeps the orchestrator's 'Component X is running/finished' lines and our own logs."""
-
-    _ORCHESTRATOR = os.path.join("tfx", "orchestration", "local") + os.sep
-    _OURS = (os.path.join(configs.PROJECT_ROOT, "components") + os.sep,
-             os.path.join(configs.PROJECT_ROOT, "pipeline") + os.sep)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.WARNING or record.pathname.startswith(self._OURS):
-            return True
-        return self._ORCHESTRATOR in record.pathname and str(record.msg).startswith("Component")
-
-
-def _configure_logging(verbose: bool) -> None:
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.INFO)
-    if not verbose:
-        logging.getLogger("absl").addFilter(_ProgressFilter())
-
-
 def _print_summary(outputs, output_dir: str) -> None:
     from components.image_example_gen import executor as example_gen_executor
     from components.image_example_gen import ingest_report
@@ -100,6 +82,13 @@ def _print_summary(outputs, output_dir: str) -> None:
         print(f"Transform:  graph {t.uri('transform_graph')}\n"
               f"            transformed examples {t.uri('transformed_examples')}")
     _print_models(outputs)
+    if "RunReport" in outputs.nodes:
+        from components.run_report import executor as report_executor
+        from components.run_report import report
+
+        report_dir = outputs["RunReport"].uri(report_executor.REPORT_KEY)
+        print(f"\nReport:     {os.path.join(report_dir, report.REPORT_FILE)}\n"
+              f"Model card: {os.path.join(report_dir, report.MODEL_CARD_MD)}")
     print(f"ML Metadata: {layout.metadata_path}")
 
 
@@ -130,18 +119,34 @@ def _print_models(outputs) -> None:
         print(f"  pushed: {pushed or 'nothing (no blessed winner)'}")
 
 
+def _open_console(args: argparse.Namespace) -> console_lib.Console:
+    if args.verbose:
+        return console_lib.Console.verbose()
+    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
+    log_path = os.path.join(layout.logs_dir, time.strftime("run-%Y%m%d-%H%M%S.log"))
+    console = console_lib.Console.capture(log_path)
+    print(f"Log: {log_path} (TFX, Beam and TensorFlow output; -v prints it here)",
+          file=console.out)
+    return console
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    # Before TensorFlow loads, so that its C++ lines go to the log.
+    with _open_console(args) as console:
+        return _run(args, console)
+
+
+def _run(args: argparse.Namespace, console: console_lib.Console) -> int:
     from components.image_example_gen.ingest_report import BadInputError
     from components.image_example_gen.layout import LayoutError
     from components.validation_gate import DataValidationError
     from pipeline import demo_data, local_runner
 
-    _configure_logging(args.verbose)
     data_root = args.data_root
     if data_root is None:
         data_root = local_outputs.OutputLayout(os.path.abspath(args.output_dir)).demo_data_dir
         written = demo_data.write_demo_dataset(data_root)
-        print(f"Demo data: {written} images written to {data_root}")
+        print(f"Demo data: {written} images written to {data_root}", file=console.out)
     options = cli_options.run_options(args)
     options["schema_dir"] = os.path.abspath(options["schema_dir"])
     if options["serving_dir"]:
@@ -151,9 +156,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                    pipeline_name=args.pipeline_name, **options)
     except (configs.PipelineArgumentError, LayoutError, BadInputError,
             DataValidationError) as e:
-        print(f"\nERROR ({type(e).__name__}): {e}", file=sys.stderr)
+        print(f"\nERROR ({type(e).__name__}): {e}", file=console.err)
         return 2
-    _print_summary(outputs, args.output_dir)
+    except Exception as e:  # noqa: BLE001  (the traceback goes to the log, a line to the console)
+        logging.exception("the run failed")
+        where = f"; the traceback is in {console.log_path}" if console.log_path else ""
+        print(f"\nERROR ({type(e).__name__}): {e}{where}", file=console.err)
+        return 1
+    with contextlib.redirect_stdout(console.out):
+        _print_summary(outputs, args.output_dir)
+        if console.log_path:
+            print(f"Log: {console.log_path}")
     return 0
 
 

@@ -6,18 +6,18 @@ from components.models import training_config
 from pipeline import cli, cli_options, configs
 
 
-def test_help_lists_the_commands(capsys):
+def test_help_lists_the_commands(capfd):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--help"])
     assert exit_.value.code == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "run" in out and "demo-data" in out
 
 
-def test_run_help_explains_every_option(capsys):
+def test_run_help_explains_every_option(capfd):
     with pytest.raises(SystemExit):
         cli.main(["run", "--help"])
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     for option in ("--data-root", "--profile", "--classes", "--split-ratios", "--on-bad-image",
                    "--schema-dir", "--output-dir"):
         assert option in out
@@ -41,24 +41,24 @@ def test_run_option_parsing():
     assert args.split_folders == {"fit": "train", "hold": "eval"}
 
 
-def test_bad_mapping_is_a_usage_error(capsys):
+def test_bad_mapping_is_a_usage_error(capfd):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--split-ratios", "train"])
     assert exit_.value.code == 2
-    assert "NAME=VALUE" in capsys.readouterr().err
+    assert "NAME=VALUE" in capfd.readouterr().err
 
 
-def test_layout_error_is_reported_without_traceback(tmp_path, capsys):
+def test_layout_error_is_reported_without_traceback(tmp_path, capfd):
     rc = cli.main(["run", "--data-root", str(tmp_path / "missing"), "--output-dir",
                    str(tmp_path / "out")])
     assert rc == 2
-    assert "ERROR (LayoutError): data root" in capsys.readouterr().err
+    assert "ERROR (LayoutError): data root" in capfd.readouterr().err
 
 
-def test_demo_data_command(tmp_path, capsys):
+def test_demo_data_command(tmp_path, capfd):
     assert cli.main(["demo-data", str(tmp_path), "--train-per-class", "2",
                      "--eval-per-class", "1"]) == 0
-    assert "'train': 12" in capsys.readouterr().out
+    assert "'train': 12" in capfd.readouterr().out
     assert len(list((tmp_path / "Training").rglob("*.jpg"))) == 12
 
 
@@ -96,15 +96,15 @@ def test_training_overrides_only_what_is_given():
         "test_time_augmentation": "flip", "epochs": 3}
 
 
-def test_a_bad_training_setting_is_named_before_the_run(tmp_path, capsys):
+def test_a_bad_training_setting_is_named_before_the_run(tmp_path, capfd):
     rc = cli.main(["run", "--output-dir", str(tmp_path / "out"), "--data-root", str(tmp_path),
                    "--training-setting", "widht=0.5"])
     assert rc == 2
-    assert "unknown training settings ['widht']" in capsys.readouterr().err
+    assert "unknown training settings ['widht']" in capfd.readouterr().err
 
 
-def test_bad_pipeline_arguments_are_reported_without_traceback(tmp_path, capsys):
+def test_bad_pipeline_arguments_are_reported_without_traceback(tmp_path, capfd):
     rc = cli.main(["run", "--output-dir", str(tmp_path / "out"), "--data-root", str(tmp_path),
                    "--min-accuracy", "1.5"])
     assert rc == 2
-    assert "ERROR (PipelineArgumentError)" in capsys.readouterr().err
+    assert "ERROR (PipelineArgumentError)" in capfd.readouterr().err

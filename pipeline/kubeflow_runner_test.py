@@ -23,7 +23,7 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
                           "LatestBlessedModel-model-blessing-resolver",
                           "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
                           "Tuner_resnet50", "Trainer_resnet50", "Evaluator_resnet50",
-                          "ModelSelector", "Pusher"}
+                          "ModelSelector", "Pusher", "RunReport"}
     # Transform waits for the validation gate even though it reads no output of it.
     assert "SchemaValidationGate" in tasks["Transform"].get("dependentTasks", [])
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]

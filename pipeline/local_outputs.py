@@ -32,5 +32,9 @@ class OutputLayout:
         return os.path.join(self.root, "serving")
 
     @property
+    def logs_dir(self) -> str:
+        return os.path.join(self.root, "logs")
+
+    @property
     def demo_data_dir(self) -> str:
         return os.path.join(self.root, "demo_data")

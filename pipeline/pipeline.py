@@ -10,11 +10,13 @@ from tfx.dsl.components.base import executor_spec
 
 from components import contract, evaluation
 from components import transform as transform_module
+from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen.component import ImageFolderExampleGen
 from components.model_selector.component import ModelSelector
 from components.models import trainer as trainer_module
 from components.models import training_config
 from components.pusher import executor as pusher_executor
+from components.run_report.component import RunReport
 from components.validation_gate import SchemaValidationGate
 from pipeline import configs
 
@@ -106,6 +108,7 @@ def create_pipeline(
     transform.add_upstream_node(validation_gate)
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
                   transform]
+    report_models: Mapping[str, Any] = {}  # what the report shows beside the data
 
     if training:
         baseline = tfx.dsl.Resolver(
@@ -119,7 +122,7 @@ def create_pipeline(
         eval_args = tfx.proto.EvalArgs(
             splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
             num_steps=0)
-        candidates = {}
+        candidates, model_runs = {}, {}
         for arch, settings in training.items():
             custom_config = {**settings, "architecture": arch, "label_names": label_names}
             tuner = None
@@ -150,21 +153,37 @@ def create_pipeline(
                 example_splits=[contract.EVAL_SPLIT],
             ).with_id(f"Evaluator_{arch}")
             components += [trainer, evaluator]
+            model_runs[arch] = trainer.outputs["model_run"]
             candidates[arch] = {"model": trainer.outputs["model"],
                                 "blessing": evaluator.outputs["blessing"],
                                 "evaluation": evaluator.outputs["evaluation"]}
         selector = ModelSelector(candidates=candidates, metric=selection_metric,
                                  label_names=label_names)
         components.append(selector)
+        pusher = None
         if serving_dir:
-            components.append(tfx.components.Pusher(
+            pusher = tfx.components.Pusher(
                 model=selector.outputs["model"],
                 model_blessing=selector.outputs["blessing"],
                 push_destination=tfx.proto.PushDestination(
                     filesystem=tfx.proto.PushDestination.Filesystem(
                         base_directory=os.path.join(serving_dir, model_name))),
                 custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
-            ))
+            )
+            components.append(pusher)
+        report_models = {
+            "candidates": {arch: {"model_run": model_runs[arch],
+                                  "evaluation": candidates[arch]["evaluation"]}
+                           for arch in candidates},
+            "selection": selector.outputs["blessing"],
+            "pushed_model": pusher.outputs["pushed_model"] if pusher else None,
+        }
+    components.append(RunReport(
+        examples=example_gen.outputs["examples"],
+        ingest_report=example_gen.outputs[example_gen_executor.INGEST_REPORT_KEY],
+        statistics=statistics_gen.outputs["statistics"],
+        anomalies=example_validator.outputs["anomalies"],
+        label_names=label_names, **report_models))
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,

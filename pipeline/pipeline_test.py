@@ -42,10 +42,12 @@ def test_training_needs_class_names(no_components):
 def test_one_training_mapping_per_architecture_builds_its_branch():
     pipeline = create(training={"resnet50": {"epochs": 1}}, enable_tuning=False)
     ids = {c.id for c in pipeline.components}
-    assert {"Trainer_resnet50", "Evaluator_resnet50", "ModelSelector"} <= ids
+    assert {"Trainer_resnet50", "Evaluator_resnet50", "ModelSelector", "RunReport"} <= ids
     assert not any(i.endswith("vgg16") for i in ids) and not any("Tuner" in i for i in ids)
     trainer = next(c for c in pipeline.components if c.id == "Trainer_resnet50")
     custom_config = trainer.exec_properties["custom_config"]
     assert '"epochs": 1' in custom_config and '"architecture": "resnet50"' in custom_config
     data_half = create()
     assert "Trainer_vgg16" not in {c.id for c in data_half.components}
+    report = next(c for c in data_half.components if c.id == "RunReport")  # data only
+    assert not any(key.endswith(("_model_run", "_evaluation")) for key in report.inputs)

@@ -10,6 +10,9 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
 from components import contract
 from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import image_checks, ingest_report
+from components.run_report import executor as report_executor
+from components.run_report import report as run_report
+from components.run_report import report_test
 from components.validation_gate import DataValidationError
 from pipeline import cli, configs, demo_data, local_outputs, local_runner, run_summary
 from tests import image_folders
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.e2e
 IMAGE_XF = contract.transformed_name(contract.IMAGE_KEY)
 LABEL_XF = contract.transformed_name(contract.LABEL_KEY)
 NODES = ("ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-         "SchemaValidationGate", "Transform")
+         "SchemaValidationGate", "Transform", "RunReport")
 
 
 def read_transformed(transform_node, split):
@@ -30,7 +33,7 @@ def read_transformed(transform_node, split):
     return [tf.io.parse_example(b, tft_output.transformed_feature_spec()) for b in ds]
 
 
-def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
+def test_cli_run_produces_validated_transformed_examples(tmp_path, capfd):
     data = str(tmp_path / "data")
     demo_data.write_demo_dataset(data, {"train": 8, "eval": 3})
     image_folders.write(os.path.join(data, "Training", "happy", "notes.txt"), b"not an image")
@@ -40,7 +43,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
                    "--architectures", "none", "--image-size", "48"])
 
     assert rc == 0
-    printed = capsys.readouterr().out
+    printed = capfd.readouterr().out
     assert "67 files seen" in printed and "66 examples, 1 skipped" in printed
     assert "eval: 18 (angry=3," in printed
 
@@ -49,6 +52,16 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capsys):
         configs.PIPELINE_NAME)
     assert tuple(outputs.nodes) == NODES
     assert all(n.state == "COMPLETE" for n in outputs.nodes.values())
+
+    # The report of a run without models: the data, its statistics and validation.
+    report_path = os.path.join(outputs["RunReport"].uri(report_executor.REPORT_KEY),
+                               run_report.REPORT_FILE)
+    assert f"Report:     {report_path}" in printed
+    assert sorted(report_test.check_report_folder(report_path)) == [
+        run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG]
+    with open(report_path) as f:
+        page = f.read()
+    assert page.count("no anomalies") == 3 and "No models in this run" in page
 
     # Ingest report: every file accounted for.
     report = ingest_report.read_summary(

@@ -6,6 +6,7 @@ nothing new. A Trainer killed mid-training resumes from its last finished epoch.
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +21,11 @@ import tensorflow_model_analysis as tfma
 from components import contract, evaluation
 from components.model_selector import executor as selector_executor
 from components.model_selector import selection as selection_lib
-from components.models import trainer, trainer_base
-from pipeline import configs, demo_data, local_outputs, local_runner
+from components.models import trainer, trainer_base, training_metrics
+from components.run_report import executor as report_executor
+from components.run_report import report as run_report
+from components.run_report import report_test
+from pipeline import configs, demo_data, local_outputs, local_runner, run_summary
 from tests import image_folders
 
 pytestmark = pytest.mark.e2e
@@ -36,10 +40,77 @@ def first_run(tmp_path_factory):
     data = str(root / "data")
     demo_data.write_demo_dataset(data, {"train": 20, "eval": 6})
     out = str(root / "out")
-    # min_accuracy 0: whatever a few epochs reach, run 1 must bless and push something.
-    outputs = local_runner.run(data_root=data, output_dir=out, profile="demo",
-                               training=TRAINING, min_accuracy=0.0)
-    return {"data": data, "out": out, "outputs": outputs}
+    # Through the command line, as a person runs it. min_accuracy 0: whatever a few epochs
+    # reach, run 1 must bless and push something.
+    settings = [arg for name, value in TRAINING.items()
+                for arg in ("--training-setting", f"{name}={json.dumps(value)}")]
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.cli", "run", "--data-root", data, "--output-dir", out,
+         "--profile", "demo", "--min-accuracy", "0", *settings],
+        capture_output=True, text=True, timeout=1500, cwd=configs.PROJECT_ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    outputs = run_summary.latest_run(
+        run_summary.sqlite_store(local_outputs.OutputLayout(out).metadata_path),
+        configs.PIPELINE_NAME)
+    return {"data": data, "out": out, "outputs": outputs, "console": done.stdout,
+            "console_err": done.stderr}
+
+
+def test_the_console_shows_progress_and_the_log_file_the_rest(first_run):
+    console = first_run["console"]
+    assert first_run["console_err"] == ""
+    lines = console.splitlines()
+    log_path = lines[0].split("Log: ", 1)[1].split(" (", 1)[0]
+    assert os.path.dirname(log_path) == local_outputs.OutputLayout(first_run["out"]).logs_dir
+    for arch in contract.ARCHITECTURES:
+        assert re.search(rf"\] Trainer_{arch} done in \d", console), arch
+        for epoch in range(1, TRAINING["epochs"] + 1):
+            assert re.search(rf"\] Trainer {arch}: epoch {epoch}/{TRAINING['epochs']}  loss "
+                             r"[\d.]+  accuracy [\d.]+  val_loss [\d.]+  val_accuracy [\d.]+  "
+                             r"\([\d.]+ images/s, ETA \w+\)", console), (arch, epoch)
+    assert "winner:" in console and lines[-1] == f"Log: {log_path}"
+    # No Python warning, absl/TFX/Beam record or C++ runtime line reaches the console ...
+    noise = re.compile(r"warn|deprecat|^[IWEF]\d{4} |^(INFO|WARNING|ERROR):|absl|"
+                       r"external/|tensorflow/core|Instructions for updating", re.I | re.M)
+    assert not noise.search(console), noise.search(console)
+    # ... they are in the log file.
+    with open(log_path) as f:
+        logged = f.read()
+    assert "WARNING" in logged and "Component Transform is running." in logged
+    assert "Trainer vgg16: epoch 1/" in logged
+
+
+def test_report_figures_links_and_the_pushed_models_card(first_run):
+    outputs = first_run["outputs"]
+    report_dir = outputs["RunReport"].uri(report_executor.REPORT_KEY)
+    report_path = os.path.join(report_dir, run_report.REPORT_FILE)
+    assert f"Report:     {report_path}" in first_run["console"]
+    pngs = report_test.check_report_folder(report_path)  # links resolve, PNG sizes
+    assert sorted(pngs) == sorted([
+        run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG, run_report.COMPARISON_PNG,
+        *(f(arch) for arch in contract.ARCHITECTURES
+          for f in (run_report.curves_png, run_report.confusion_png))])
+    # Every training curve was recorded, for training and validation, each epoch.
+    for arch in contract.ARCHITECTURES:
+        with open(os.path.join(outputs[f"Trainer_{arch}"].uri("model_run"),
+                               trainer_base.TRAINING_LOG)) as f:
+            history = run_report.read_training_log(f.read())
+        for metric in training_metrics.TRAINING_CURVE_METRICS:
+            for key in (metric, f"val_{metric}"):
+                assert len(history[key]) == TRAINING["epochs"], key
+    # The model card names the pushed version and its per-class metrics on the eval split.
+    pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
+    version = pushed["pushed_version"].string_value
+    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    with open(os.path.join(report_dir, run_report.MODEL_CARD_MD)) as f:
+        card = f.read()
+    assert card.startswith(f"# Model card: {contract.MODEL_NAME}, version {version} "
+                           f"({selection.winner})")
+    for name, m in selection.winner_metrics["per_class"].items():
+        row = next(line for line in card.splitlines() if line.startswith(f"| {name} | "))
+        precision, recall = (float(v) for v in row.split("|")[2:4])
+        assert (precision, recall) == (pytest.approx(m["precision"], abs=1e-4),
+                                       pytest.approx(m["recall"], abs=1e-4)), name
 
 
 def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):

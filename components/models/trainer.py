@@ -23,7 +23,14 @@ import tensorflow_transform as tft
 from absl import logging
 from tfx import v1 as tfx
 
-from components.models import resnet50, trainer_base, training_config, vgg16
+from components.models import (
+    progress,
+    resnet50,
+    trainer_base,
+    training_config,
+    training_metrics,
+    vgg16,
+)
 from components.models.training_config import TrainConfig
 
 BUILDERS = {"vgg16": vgg16.build, "resnet50": resnet50.build}
@@ -93,7 +100,8 @@ def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
     else:
         loss = keras.losses.SparseCategoricalCrossentropy()
         accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
-    model.compile(optimizer=optimizer, loss=loss, metrics=[accuracy])
+    model.compile(optimizer=optimizer, loss=loss,
+                  metrics=[accuracy, *training_metrics.curve_metrics(config.num_classes)])
     return model
 
 
@@ -222,6 +230,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
     ]
     steps_per_epoch = _steps(sum(counts), batch_size, config.max_steps_per_epoch)
+    callbacks.append(progress.EpochProgress(f"Trainer {config.architecture}", config.epochs,
+                                            min(steps_per_epoch * batch_size, sum(counts))))
     history = model.fit(
         train, validation_data=evaluation, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         # No validation_steps: with it, Keras 3 reuses one exhausted iterator and validates only
@@ -277,11 +287,15 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     )
     train = _training_input(fn_args, tf_transform_output, config, counts, batch_size)
     evaluation = _validation_input(fn_args, tf_transform_output, config, batch_size)
+    steps_per_epoch = _steps(sum(counts), batch_size, config.tuner_steps_per_epoch)
     return tfx.components.TunerFnResult(tuner=tuner, fit_kwargs={
         "x": train,
         "validation_data": evaluation,
         "epochs": config.tuner_epochs,
-        "steps_per_epoch": _steps(sum(counts), batch_size, config.tuner_steps_per_epoch),
+        "steps_per_epoch": steps_per_epoch,
         "class_weight": trainer_base.class_weights(counts, config.class_weighting),
+        "callbacks": [progress.EpochProgress(f"Tuner {config.architecture} trial",
+                                             config.tuner_epochs,
+                                             min(steps_per_epoch * batch_size, sum(counts)))],
         "verbose": 2,
     })

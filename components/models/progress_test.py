@@ -1,0 +1,25 @@
+"""The per-epoch progress line: metrics, training rate without validation, ETA."""
+import logging
+
+from components import contract
+from components.models import progress
+
+
+def test_epoch_line_has_metrics_rate_and_eta(caplog):
+    now = [0.0]
+    callback = progress.EpochProgress("Trainer vgg16", epochs=4, images_per_epoch=1000,
+                                      clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, logger=contract.PROGRESS_LOGGER):
+        callback.on_epoch_begin(0)
+        now[0] = 10.0            # 1,000 images trained in 10 s ...
+        callback.on_test_begin()
+        now[0] = 20.0            # ... then 10 s of validation
+        callback.on_epoch_end(0, {"loss": 1.5, "accuracy": 0.25, "val_loss": 1.6,
+                                  "val_accuracy": 0.2, "learning_rate": 0.001})
+    (line,) = [r.getMessage() for r in caplog.records]
+    assert line == ("Trainer vgg16: epoch 1/4  loss 1.5000  accuracy 0.2500  val_loss 1.6000  "
+                    "val_accuracy 0.2000  (100.0 images/s, ETA 1m00s)")
+
+
+def test_format_duration():
+    assert [progress.format_duration(s) for s in (4.6, 185, 3720)] == ["5s", "3m05s", "1h02m"]

@@ -1,0 +1,271 @@
+"""The run report: one `report.html` that shows a person what a run did, its PNG figures, and
+the model card of the pushed model (model_card.md and .html), all in one folder.
+
+Built from plain data that the executor reads from the run's artifacts (`ReportInputs`); this
+module does not touch TFX. Sections: the data (ingest counts, sample faces per class, per-split
+statistics from TFDV, the validation anomalies), training curves per architecture, evaluation
+on the eval split (confusion matrices, per-class precision / recall / specificity / F1 /
+support), the architectures side by side, the selection and what was pushed.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import html
+import io
+import os
+from typing import Any, Dict, List, Optional, Sequence
+
+from components import contract
+from components.models import training_metrics
+from components.run_report import html_page, model_card, plots
+
+REPORT_FILE = "report.html"
+MODEL_CARD_MD = "model_card.md"
+MODEL_CARD_HTML = "model_card.html"
+SAMPLE_GRID_PNG = "samples.png"
+LABEL_DISTRIBUTION_PNG = "label_distribution.png"
+COMPARISON_PNG = "f1_per_class.png"
+
+
+def curves_png(arch: str) -> str:
+    return f"training_curves_{arch}.png"
+
+
+def confusion_png(arch: str) -> str:
+    return f"confusion_matrix_{arch}.png"
+
+
+@dataclasses.dataclass
+class Training:
+    """One Trainer's record: its training summary and its per-epoch log (all restarts)."""
+
+    summary: Dict[str, Any]
+    history: Dict[str, List[float]]
+
+    @property
+    def kept_epoch(self) -> int:
+        """1-based epoch whose weights were kept (best on the watched metric), 0 if unknown."""
+        metric = self.summary.get("settings", {}).get("best_epoch_metric", "val_loss")
+        values = self.history.get(metric) or []
+        if not values:
+            return 0
+        best = min(values) if metric.endswith("loss") else max(values)
+        return values.index(best) + 1
+
+
+@dataclasses.dataclass
+class Evaluation:
+    """One Evaluator's result on the eval split."""
+
+    matrix: List[List[float]]              # rows: true class, columns: predicted
+    metrics: Dict[str, Any]                # overall metrics by TFMA name
+    blessed: bool
+
+
+@dataclasses.dataclass
+class ReportInputs:
+    label_names: List[str]
+    ingest: Dict[str, Any]                 # the ingest report's summary.json
+    samples: Dict[str, List[bytes]]        # class -> encoded training images
+    statistics: Dict[str, List[Dict[str, Any]]]  # split -> feature rows (statistics_rows)
+    anomalies: Dict[str, List[str]]        # split -> anomaly descriptions (empty: none)
+    trainings: Dict[str, Training] = dataclasses.field(default_factory=dict)
+    evaluations: Dict[str, Evaluation] = dataclasses.field(default_factory=dict)
+    selection_metric: Optional[str] = None
+    winner: Optional[str] = None
+    pushed_destination: Optional[str] = None   # the version directory, None: nothing pushed
+    artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # name -> URI, shown
+
+
+def read_training_log(text: str) -> Dict[str, List[float]]:
+    """Keras CSVLogger output (one row per epoch, restarts appended) -> metric -> values."""
+    history: Dict[str, List[float]] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        for key, value in row.items():
+            if key != "epoch" and value not in (None, ""):
+                history.setdefault(key, []).append(float(value))
+    return history
+
+
+def statistics_rows(dataset) -> List[Dict[str, Any]]:
+    """Rows for the report from a TFDV DatasetFeatureStatistics: feature, kind, missing, and
+    min / mean / max (numbers) or distinct values and the most frequent (strings)."""
+    rows = []
+    for feature in dataset.features:
+        row: Dict[str, Any] = {"feature": ".".join(feature.path.step) or feature.name}
+        if feature.HasField("num_stats"):
+            stats = feature.num_stats
+            row.update(kind="number", missing=stats.common_stats.num_missing,
+                       summary=f"min {stats.min:g}, mean {stats.mean:.4g}, max {stats.max:g}")
+        elif feature.HasField("string_stats"):
+            stats = feature.string_stats
+            top = [b for b in stats.rank_histogram.buckets if b.label != "__BYTES_VALUE__"][:3]
+            row.update(kind="bytes" if not top and stats.unique else "string",
+                       missing=stats.common_stats.num_missing,
+                       summary=f"{stats.unique} distinct" + (
+                           "; most frequent: " + ", ".join(
+                               f"{b.label} ({b.sample_count:.0f})" for b in top) if top else ""))
+        else:
+            row.update(kind=feature.WhichOneof("stats") or "?", missing="", summary="")
+        rows.append(row)
+    return rows
+
+
+def anomaly_lines(anomalies) -> List[str]:
+    """One line per anomaly in a TFDV Anomalies proto."""
+    lines = [f"{name}: {info.short_description} ({info.description})"
+             for name, info in sorted(anomalies.anomaly_info.items())]
+    if anomalies.HasField("dataset_anomaly_info"):
+        info = anomalies.dataset_anomaly_info
+        lines.append(f"dataset: {info.short_description} ({info.description})")
+    return lines
+
+
+def write_report(inputs: ReportInputs, output_dir: str) -> str:
+    """Writes the figures, the model card and report.html into `output_dir`; returns the
+    report's path."""
+    os.makedirs(output_dir, exist_ok=True)
+    out = lambda name: os.path.join(output_dir, name)  # noqa: E731
+    scores = {arch: per_class_scores(e.matrix, inputs.label_names)
+              for arch, e in inputs.evaluations.items()}
+    sections = [_outcome_section(inputs), _data_section(inputs, out)]
+    if inputs.trainings:
+        sections.append(_training_section(inputs, out))
+    if inputs.evaluations:
+        sections.append(_evaluation_section(inputs, scores, out))
+    if inputs.artifacts:
+        sections.append("<h2>Artifacts</h2>" + html_page.table(
+            ["artifact", "URI"], [[k, v] for k, v in sorted(inputs.artifacts.items())]))
+    card = model_card.ModelCard.build(inputs, scores)
+    with open(out(MODEL_CARD_MD), "w") as f:
+        f.write(card.markdown())
+    with open(out(MODEL_CARD_HTML), "w") as f:
+        f.write(card.html())
+    with open(out(REPORT_FILE), "w") as f:
+        f.write(html_page.page(f"{contract.MODEL_NAME}: run report", "".join(sections)))
+    return out(REPORT_FILE)
+
+
+def per_class_scores(matrix: Sequence[Sequence[float]], label_names: Sequence[str]
+                     ) -> Dict[str, Dict[str, float]]:
+    """{class: precision, recall (sensitivity), specificity, f1, support} from a confusion
+    matrix, one class against the rest; 0 where a denominator is 0."""
+    total = sum(map(sum, matrix))
+    scores = {}
+    for c, name in enumerate(label_names):
+        tp = matrix[c][c]
+        actual = sum(matrix[c])
+        predicted = sum(row[c] for row in matrix)
+        negatives = total - actual
+        true_negatives = negatives - (predicted - tp)
+        scores[name] = {
+            "precision": tp / predicted if predicted else 0.0,
+            "recall": tp / actual if actual else 0.0,
+            "specificity": true_negatives / negatives if negatives else 0.0,
+            "f1": 2 * tp / (actual + predicted) if actual + predicted else 0.0,
+            "support": int(actual),
+        }
+    return scores
+
+
+def _data_section(inputs: ReportInputs, out) -> str:
+    ingest = inputs.ingest
+    per_split = ingest.get("examples", {})
+    parts = ["<h2>Data</h2>",
+             f"<p>{ingest.get('files_seen', 0)} files seen under "
+             f"<code>{html.escape(str(ingest.get('data_root', '')))}</code>: "
+             f"{ingest.get('examples_total', 0)} examples, "
+             f"{ingest.get('skipped_total', 0)} skipped"
+             + (f" ({html.escape(', '.join(f'{k}: {v}' for k, v in ingest['skipped'].items()))})"
+                if ingest.get("skipped") else "") + ".</p>"]
+    classes = inputs.label_names
+    parts.append(html_page.table(["split", *classes, "total"],
+                        [[split, *(counts.get(c, 0) for c in classes), sum(counts.values())]
+                         for split, counts in per_split.items()]))
+    if per_split:
+        plots.label_distribution(per_split, out(LABEL_DISTRIBUTION_PNG))
+        parts.append(html_page.img(LABEL_DISTRIBUTION_PNG, "examples per class and split"))
+    if inputs.samples:
+        plots.sample_grid(inputs.samples, out(SAMPLE_GRID_PNG))
+        parts.append(html_page.img(SAMPLE_GRID_PNG, "sample training images per class"))
+    parts.append("<h3>Statistics (TFDV)</h3>")
+    for split, rows in inputs.statistics.items():
+        parts.append(f"<p><b>{html.escape(split)}</b></p>")
+        parts.append(html_page.table(["feature", "kind", "missing", "summary"],
+                            [[r["feature"], r["kind"], r["missing"], r["summary"]]
+                             for r in rows]))
+    parts.append("<h3>Validation against the schema (TFDV)</h3>")
+    for split, lines in inputs.anomalies.items():
+        status = ('<span class="ok">no anomalies</span>' if not lines else
+                  '<span class="bad">' + "<br>".join(map(html.escape, lines)) + "</span>")
+        parts.append(f"<p><b>{html.escape(split)}</b>: {status}</p>")
+    return "".join(parts)
+
+
+def _training_section(inputs: ReportInputs, out) -> str:
+    parts = ["<h2>Training</h2>"]
+    rows = []
+    for arch, training in sorted(inputs.trainings.items()):
+        s = training.summary
+        hp = s.get("hyperparameters", {})
+        rows.append([arch, f"{s.get('variant', '')}, width {s.get('width', 1.0)}",
+                     f"{hp.get('optimizer', '')} {hp.get('learning_rate', 0):.2g}",
+                     s.get("batch_size", ""), len(training.history.get("loss", [])),
+                     training.kept_epoch or "",
+                     s.get("settings", {}).get("best_epoch_metric", "")])
+    parts.append(html_page.table(["architecture", "model", "optimizer, learning rate", "batch",
+                         "epochs run", "epoch kept", "kept by"], rows))
+    metrics = [m for m in training_metrics.TRAINING_CURVE_METRICS]
+    for arch, training in sorted(inputs.trainings.items()):
+        plots.training_curves(training.history, metrics, f"{arch}: training and validation",
+                              out(curves_png(arch)), training.kept_epoch)
+        parts.append(f"<h3>{html.escape(arch)}</h3>" + html_page.img(curves_png(arch),
+                                                             f"training curves of {arch}"))
+    return "".join(parts)
+
+
+def _evaluation_section(inputs: ReportInputs, scores, out) -> str:
+    parts = ["<h2>Evaluation on the eval split (TFMA)</h2>"]
+    accuracy, macro_f1 = contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC
+    parts.append(html_page.table(
+        ["architecture", "accuracy", "macro-F1", "examples", "blessed"],
+        [[arch, e.metrics.get(accuracy, float("nan")), e.metrics.get(macro_f1, float("nan")),
+          int(e.metrics.get("example_count", 0)), "yes" if e.blessed else "no"]
+         for arch, e in sorted(inputs.evaluations.items())]))
+    if len(scores) > 1:
+        plots.per_class_comparison(scores, "f1", out(COMPARISON_PNG))
+        parts.append(html_page.img(COMPARISON_PNG, "F1 per class, architectures side by side"))
+    for arch, evaluation in sorted(inputs.evaluations.items()):
+        parts.append(f"<h3>{html.escape(arch)}</h3>")
+        plots.confusion_matrices(evaluation.matrix, inputs.label_names,
+                                 f"{arch}: confusion matrix (eval split)",
+                                 out(confusion_png(arch)))
+        parts.append(html_page.img(confusion_png(arch), f"confusion matrix of {arch}"))
+        parts.append(html_page.table(
+            ["class", "precision", "recall (sensitivity)", "specificity", "F1", "support"],
+            [[name, s["precision"], s["recall"], s["specificity"], s["f1"], s["support"]]
+             for name, s in scores[arch].items()]))
+    return "".join(parts)
+
+
+def _outcome_section(inputs: ReportInputs) -> str:
+    parts = ["<h2>Outcome</h2>"]
+    if inputs.evaluations:
+        winner = inputs.winner
+        pushed = inputs.pushed_destination
+        line = (f"Winner on {html.escape(str(inputs.selection_metric))}: <b>"
+                f"{html.escape(winner or 'none (no blessed candidate)')}</b>")
+        if winner and winner in inputs.evaluations:
+            metrics = inputs.evaluations[winner].metrics
+            line += (f", accuracy {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}, "
+                     f"macro-F1 {metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f} on "
+                     "the eval split")
+        parts.append(f"<p>{line}.</p>")
+        parts.append("<p>Pushed: " + (f"<code>{html.escape(pushed)}</code>" if pushed else
+                                      "nothing") + "</p>")
+    else:
+        parts.append("<p>No models in this run: the data half only.</p>")
+    parts.append(f'<p>Model card: <a href="{MODEL_CARD_HTML}">{MODEL_CARD_HTML}</a> '
+                 f'(<a href="{MODEL_CARD_MD}">Markdown</a>)</p>')
+    return "".join(parts)

@@ -1,0 +1,144 @@
+"""The run report and model card from plain inputs: files, figure sizes, links, contents."""
+import html.parser
+import io
+import os
+
+import pytest
+from PIL import Image
+
+from components import contract
+from components.run_report import model_card, plots, report
+
+LABELS = ["angry", "happy", "sad"]
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.targets = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.targets.append(attrs["src"])
+        elif tag == "a":
+            self.targets.append(attrs["href"])
+
+
+def local_targets(html_path):
+    """Every img src and a href of an HTML file, as paths beside it."""
+    parser = _Links()
+    with open(html_path) as f:
+        parser.feed(f.read())
+    return [os.path.join(os.path.dirname(html_path), t) for t in parser.targets]
+
+
+def check_report_folder(report_path):
+    """What the e2e test checks too: every link of the report and the model card resolves and
+    every PNG is a valid image of its figure's size. Returns the PNG names."""
+    pngs = []
+    for page in (report_path, os.path.join(os.path.dirname(report_path),
+                                           report.MODEL_CARD_HTML)):
+        for target in local_targets(page):
+            assert os.path.isfile(target), f"{page} links to a missing {target}"
+            if target.endswith(".png"):
+                pngs.append(os.path.basename(target))
+                assert plots.png_size(target) == expected_size(os.path.basename(target))
+    return pngs
+
+
+def expected_size(png_name):
+    if png_name.startswith("training_curves_"):
+        return plots.CURVES_SIZE
+    if png_name.startswith("confusion_matrix_"):
+        return plots.CONFUSION_SIZE
+    return {report.SAMPLE_GRID_PNG: plots.SAMPLE_GRID_SIZE,
+            report.LABEL_DISTRIBUTION_PNG: plots.LABEL_DISTRIBUTION_SIZE,
+            report.COMPARISON_PNG: plots.COMPARISON_SIZE}[png_name]
+
+
+def _png(value):
+    buffer = io.BytesIO()
+    Image.new("L", (48, 48), value).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _inputs(pushed=True):
+    history = {"loss": [1.5, 1.2, 1.1], "val_loss": [1.6, 1.3, 1.35],
+               "accuracy": [0.3, 0.5, 0.6], "val_accuracy": [0.3, 0.45, 0.5]}
+    matrices = {"vgg16": [[8, 1, 1], [0, 10, 0], [2, 2, 6]],
+                "resnet50": [[5, 3, 2], [1, 9, 0], [3, 3, 4]]}
+    return report.ReportInputs(
+        label_names=LABELS,
+        ingest={"files_seen": 62, "examples_total": 60, "skipped_total": 2,
+                "skipped": {"not_an_image": 2}, "data_root": "/data",
+                "examples": {"train": {"angry": 10, "happy": 25, "sad": 5},
+                             "eval": {"angry": 10, "happy": 10, "sad": 10}}},
+        samples={name: [_png(40 * i) for i in range(3)] for name in LABELS},
+        statistics={"train": [{"feature": "label", "kind": "number", "missing": 0,
+                               "summary": "min 0, mean 1, max 2"}]},
+        anomalies={"train": [], "eval": ["image_format: Unexpected string values (GIF)"]},
+        trainings={arch: report.Training(
+            summary={"variant": "fer", "width": 0.25, "batch_size": 64,
+                     "steps_per_epoch": 10,
+                     "hyperparameters": {"optimizer": "adam", "learning_rate": 1e-3},
+                     "settings": {"best_epoch_metric": "val_loss"}},
+            history=history) for arch in matrices},
+        evaluations={arch: report.Evaluation(
+            matrix=m, blessed=arch == "vgg16",
+            metrics={contract.ACCURACY_METRIC: 0.8 if arch == "vgg16" else 0.6,
+                     contract.MACRO_F1_METRIC: 0.79, "example_count": 30.0})
+            for arch, m in matrices.items()},
+        selection_metric=contract.ACCURACY_METRIC, winner="vgg16",
+        pushed_destination="/serving/fer/1764150000" if pushed else None)
+
+
+def test_report_figures_links_and_model_card(tmp_path):
+    path = report.write_report(_inputs(), str(tmp_path))
+    assert path == str(tmp_path / report.REPORT_FILE)
+    pngs = check_report_folder(path)
+    assert sorted(pngs) == sorted([
+        report.LABEL_DISTRIBUTION_PNG, report.SAMPLE_GRID_PNG, report.COMPARISON_PNG,
+        *(f(arch) for arch in ("vgg16", "resnet50")
+          for f in (report.curves_png, report.confusion_png))])
+    page = (tmp_path / report.REPORT_FILE).read_text()
+    assert "Unexpected string values (GIF)" in page and "no anomalies" in page
+    assert "Winner on sparse_categorical_accuracy: <b>vgg16</b>, accuracy 0.8000" in page
+    card = (tmp_path / report.MODEL_CARD_MD).read_text()
+    assert card.startswith("# Model card: fer, version 1764150000 (vgg16)")
+    # Per-class metrics of the pushed model, from its confusion matrix: sad has 6 of 10
+    # right and 6 of 7 predictions right; 20 others of which 1 predicted sad.
+    assert "| sad | 0.8571 | 0.6000 | 0.9500 | 0.7059 | 10 |" in card
+    assert "happy has 5.0x as many images as sad" in card
+    assert "Weakest class on the eval split: sad" in card
+
+
+def test_the_kept_epoch_follows_the_watched_metric():
+    training = report.Training(summary={"settings": {"best_epoch_metric": "val_loss"}},
+                               history={"val_loss": [1.6, 1.3, 1.35],
+                                        "val_accuracy": [0.3, 0.45, 0.5]})
+    assert training.kept_epoch == 2
+    training.summary["settings"]["best_epoch_metric"] = "val_accuracy"
+    assert training.kept_epoch == 3
+    assert report.Training(summary={}, history={}).kept_epoch == 0
+
+
+def test_nothing_pushed_says_so(tmp_path):
+    inputs = _inputs(pushed=False)
+    card = model_card.ModelCard.build(inputs, {})
+    assert card.pushed_version is None
+    assert "no model was pushed" in card.markdown()
+    report.write_report(inputs, str(tmp_path))
+    assert "Pushed: nothing" in (tmp_path / report.REPORT_FILE).read_text()
+
+
+def test_per_class_scores_from_a_confusion_matrix():
+    scores = report.per_class_scores([[8, 2], [1, 9]], ["a", "b"])
+    assert scores["a"] == pytest.approx({"precision": 8 / 9, "recall": 0.8,
+                                         "specificity": 0.9, "f1": 16 / 19, "support": 10})
+
+
+def test_training_log_spans_restarts():
+    text = "epoch,accuracy,loss\n0,0.3,1.5\n1,0.5,1.2\n2,0.6,1.1\n"
+    assert report.read_training_log(text) == {"accuracy": [0.3, 0.5, 0.6],
+                                              "loss": [1.5, 1.2, 1.1]}

@@ -1,0 +1,78 @@
+"""Reads what the run report shows from the run's artifacts (by URI): sample images from
+ExampleGen's examples, TFDV statistics and anomalies, each Trainer's training record, each
+Evaluator's confusion matrix and metrics. Returns the plain data of `report`."""
+from __future__ import annotations
+
+import glob
+import os
+from typing import Dict, List, Sequence
+
+import tensorflow as tf
+from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
+
+from components import contract
+from components import evaluation as evaluation_lib
+from components.models import trainer_base
+from components.run_report import plots, report
+
+STATISTICS_FILE = "FeatureStats.pb"   # what StatisticsGen writes per split
+ANOMALIES_FILE = "SchemaDiff.pb"      # what ExampleValidator writes per split
+
+
+def _split_dir(uri: str, split: str) -> str:
+    return os.path.join(uri, f"Split-{split}")
+
+
+def sample_images(examples_uri: str, split: str, label_names: Sequence[str],
+                  per_class: int = plots.SAMPLES_PER_CLASS) -> Dict[str, List[bytes]]:
+    """The first `per_class` encoded images of each class in `split` (gzipped tf.Examples),
+    reading no further than needed."""
+    files = sorted(glob.glob(os.path.join(_split_dir(examples_uri, split), "*")))
+    samples: Dict[str, List[bytes]] = {name: [] for name in label_names}
+    wanted = per_class * len(label_names)
+    found = 0
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        features = tf.train.Example.FromString(record.numpy()).features.feature
+        name = features[contract.LABEL_NAME_KEY].bytes_list.value[0].decode()
+        if name in samples and len(samples[name]) < per_class:
+            samples[name].append(features[contract.IMAGE_KEY].bytes_list.value[0])
+            found += 1
+            if found == wanted:
+                break
+    return samples
+
+
+def statistics(statistics_uri: str, splits: Sequence[str]) -> Dict[str, List[Dict]]:
+    out = {}
+    for split in splits:
+        path = os.path.join(_split_dir(statistics_uri, split), STATISTICS_FILE)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
+        out[split] = report.statistics_rows(stats.datasets[0])
+    return out
+
+
+def anomalies(anomalies_uri: str, splits: Sequence[str]) -> Dict[str, List[str]]:
+    out = {}
+    for split in splits:
+        path = os.path.join(_split_dir(anomalies_uri, split), ANOMALIES_FILE)
+        with tf.io.gfile.GFile(path, "rb") as f:
+            out[split] = report.anomaly_lines(anomalies_pb2.Anomalies.FromString(f.read()))
+    return out
+
+
+def training(model_run_uri: str) -> report.Training:
+    summary = trainer_base.read_training_summary(model_run_uri)
+    log_path = os.path.join(model_run_uri, trainer_base.TRAINING_LOG)
+    history = summary.get("history", {})
+    if tf.io.gfile.exists(log_path):  # spans restarts, unlike the summary's history
+        with tf.io.gfile.GFile(log_path) as f:
+            history = report.read_training_log(f.read())
+    return report.Training(summary=summary, history=history)
+
+
+def evaluation(evaluation_uri: str, label_names: Sequence[str], blessed: bool
+               ) -> report.Evaluation:
+    return report.Evaluation(
+        matrix=evaluation_lib.confusion_matrix(evaluation_uri, len(label_names)),
+        metrics=evaluation_lib.overall_metrics(evaluation_uri, label_names), blessed=blessed)
