@@ -50,7 +50,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capfd):
     outputs = run_summary.latest_run(
         run_summary.sqlite_store(local_outputs.OutputLayout(out_dir).metadata_path),
         configs.PIPELINE_NAME)
-    assert tuple(outputs.nodes) == NODES
+    assert sorted(outputs.nodes) == sorted(NODES)
     assert all(n.state == "COMPLETE" for n in outputs.nodes.values())
 
     # The report of a run without models: the data, its statistics and validation.
