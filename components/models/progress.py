@@ -34,7 +34,8 @@ def format_duration(seconds: float) -> str:
 
 class EpochProgress(keras.callbacks.Callback):
     """Logs each finished epoch: the followed metrics, training images/s (validation excluded)
-    and an ETA from the mean epoch time so far (early stopping may end sooner)."""
+    and an ETA from the mean epoch time so far, the first epoch left out once there are
+    others (early stopping may end sooner)."""
 
     def __init__(self, label: str, epochs: int, images_per_epoch: int,
                  clock: Callable[[], float] = time.monotonic):
@@ -61,7 +62,9 @@ class EpochProgress(keras.callbacks.Callback):
         metrics = "  ".join(f"{name} {float(logs[name]):.4f}" for name in FOLLOWED_METRICS
                             if name in logs)
         remaining = max(0, self._epochs - (epoch + 1))
-        eta = remaining * sum(self._durations) / len(self._durations)
+        # The first epoch also traces and compiles: leave it out once there are others.
+        typical = self._durations[1:] or self._durations
+        eta = remaining * sum(typical) / len(typical)
         rate = self._images / training_seconds if training_seconds > 0 else float("nan")
         log.info("%s: epoch %d/%d  %s  (%.1f images/s, ETA %s)", self._label, epoch + 1,
                  self._epochs, metrics, rate, format_duration(eta))

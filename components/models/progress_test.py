@@ -16,9 +16,13 @@ def test_epoch_line_has_metrics_rate_and_eta(caplog):
         now[0] = 20.0            # ... then 10 s of validation
         callback.on_epoch_end(0, {"loss": 1.5, "accuracy": 0.25, "val_loss": 1.6,
                                   "val_accuracy": 0.2, "learning_rate": 0.001})
-    (line,) = [r.getMessage() for r in caplog.records]
-    assert line == ("Trainer vgg16: epoch 1/4  loss 1.5000  accuracy 0.2500  val_loss 1.6000  "
-                    "val_accuracy 0.2000  (100.0 images/s, ETA 1m00s)")
+        callback.on_epoch_begin(1)
+        now[0] = 25.0            # the second epoch is faster (no tracing), no validation
+        callback.on_epoch_end(1, {"loss": 1.2})
+    first, second = [r.getMessage() for r in caplog.records]
+    assert first == ("Trainer vgg16: epoch 1/4  loss 1.5000  accuracy 0.2500  val_loss 1.6000  "
+                     "val_accuracy 0.2000  (100.0 images/s, ETA 1m00s)")
+    assert second == "Trainer vgg16: epoch 2/4  loss 1.2000  (200.0 images/s, ETA 10s)"
 
 
 def test_format_duration():
