@@ -25,6 +25,7 @@ PREPROCESSING_FN = f"{transform_module.__name__}.preprocessing_fn"
 RUN_FN = f"{trainer_module.__name__}.run_fn"
 TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
 SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
+DEFAULT_TUNER_TRIALS = training_config.default_settings()["tuner_trials"]
 
 
 def create_pipeline(
@@ -126,7 +127,9 @@ def create_pipeline(
         for arch, settings in training.items():
             custom_config = {**settings, "architecture": arch, "label_names": label_names}
             tuner = None
-            if enable_tuning:
+            # A search of no trials is no search: the Trainer takes the default hyperparameters.
+            trials = settings.get("tuner_trials", DEFAULT_TUNER_TRIALS)
+            if enable_tuning and trials > 0:
                 tuner = tfx.components.Tuner(
                     tuner_fn=TUNER_FN,
                     examples=transform.outputs["transformed_examples"],

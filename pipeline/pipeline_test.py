@@ -47,6 +47,9 @@ def test_one_training_mapping_per_architecture_builds_its_branch():
     trainer = next(c for c in pipeline.components if c.id == "Trainer_resnet50")
     custom_config = trainer.exec_properties["custom_config"]
     assert '"epochs": 1' in custom_config and '"architecture": "resnet50"' in custom_config
+    tuned = create(training={"vgg16": {}, "resnet50": {"tuner_trials": 0}}, enable_tuning=True)
+    ids = {c.id for c in tuned.components}
+    assert "Tuner_vgg16" in ids and "Tuner_resnet50" not in ids  # no trials, no Tuner
     data_half = create()
     assert "Trainer_vgg16" not in {c.id for c in data_half.components}
     report = next(c for c in data_half.components if c.id == "RunReport")  # data only
