@@ -23,9 +23,9 @@ LIMITATIONS = (
     "An expression is not an emotion: the model labels how a face looks, not what a person "
     "feels. Do not use it to make decisions about individuals (hiring, policing, health, "
     "education).",
-    "FER2013-like training data: low-resolution (48 px) grayscale web images with noisy labels "
-    "and a skewed class balance; accuracy drops on other cameras, lighting, poses, occlusions "
-    "and on faces that are not tightly cropped.",
+    "The model knows only the data above (for FER2013: low-resolution grayscale web images with "
+    "noisy labels); expect lower accuracy on other cameras, lighting, poses, occlusions and on "
+    "faces that are not cropped the same way.",
     "No evaluation by age, gender or skin tone was done: the data carries no such labels, and "
     "published work reports uneven accuracy across groups for models of this kind.",
 )
