@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import glob
 import os
-from typing import Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence
 
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
@@ -42,23 +42,23 @@ def sample_images(examples_uri: str, split: str, label_names: Sequence[str],
     return samples
 
 
-def statistics(statistics_uri: str, splits: Sequence[str]) -> Dict[str, List[Dict]]:
+def _per_split(uri: str, splits: Sequence[str], file_name: str,
+               parse: Callable[[bytes], Any]) -> Dict[str, Any]:
     out = {}
     for split in splits:
-        path = os.path.join(_split_dir(statistics_uri, split), STATISTICS_FILE)
-        with tf.io.gfile.GFile(path, "rb") as f:
-            stats = statistics_pb2.DatasetFeatureStatisticsList.FromString(f.read())
-        out[split] = report.statistics_rows(stats.datasets[0])
+        with tf.io.gfile.GFile(os.path.join(_split_dir(uri, split), file_name), "rb") as f:
+            out[split] = parse(f.read())
     return out
+
+
+def statistics(statistics_uri: str, splits: Sequence[str]) -> Dict[str, List[Dict]]:
+    return _per_split(statistics_uri, splits, STATISTICS_FILE, lambda data: report.statistics_rows(
+        statistics_pb2.DatasetFeatureStatisticsList.FromString(data).datasets[0]))
 
 
 def anomalies(anomalies_uri: str, splits: Sequence[str]) -> Dict[str, List[str]]:
-    out = {}
-    for split in splits:
-        path = os.path.join(_split_dir(anomalies_uri, split), ANOMALIES_FILE)
-        with tf.io.gfile.GFile(path, "rb") as f:
-            out[split] = report.anomaly_lines(anomalies_pb2.Anomalies.FromString(f.read()))
-    return out
+    return _per_split(anomalies_uri, splits, ANOMALIES_FILE, lambda data: report.anomaly_lines(
+        anomalies_pb2.Anomalies.FromString(data)))
 
 
 def training(model_run_uri: str) -> report.Training:
