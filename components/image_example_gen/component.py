@@ -6,11 +6,13 @@ from typing import Mapping, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
+from tfx.proto import range_config_pb2
+from tfx.utils import proto_utils
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import contract
-from components.image_example_gen import executor
+from components.image_example_gen import driver, executor
 
 
 class IngestReport(types.Artifact):
@@ -29,6 +31,9 @@ class ImageFolderExampleGenSpec(ComponentSpec):
         executor.ON_BAD_IMAGE_KEY: ExecutionParameter(type=str),
         executor.ALLOW_MISSING_EVAL_CLASSES_KEY: ExecutionParameter(type=int),
         executor.VALIDATION_FRACTION_KEY: ExecutionParameter(type=float, optional=True),
+        # TFX's span resolution (driver.py): the span pattern, and the span asked for.
+        driver.INPUT_CONFIG_KEY: ExecutionParameter(type=str),
+        driver.RANGE_CONFIG_KEY: ExecutionParameter(type=str, optional=True),  # RangeConfig JSON
     }
     INPUTS = {}
     OUTPUTS = {
@@ -40,6 +45,9 @@ class ImageFolderExampleGenSpec(ComponentSpec):
 class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
     """Reads `<input_base>/<split folder>/<class>/<image>` into gzipped TFRecords of tf.Examples.
 
+    With `span-<N>` folders under `input_base` (spans.py), it reads the latest span, or `span`.
+    The Examples artifact records span and input fingerprint (the cache key follows the files).
+
     Each example holds the encoded image bytes as read, the int label (index in the sorted
     included class names), the class name, the path relative to `input_base`, and the image's
     height, width, channels and format. Outputs `examples` (splits train[/valid]/eval[/test]) and
@@ -48,6 +56,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
 
     SPEC_CLASS = ImageFolderExampleGenSpec
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
+    DRIVER_CLASS = driver.ImageFolderDriver
 
     def __init__(
         self,
@@ -59,6 +68,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
         on_bad_image: str = contract.ON_BAD_IMAGE_FAIL,
         allow_missing_eval_classes: bool = False,
         validation_fraction: float = 0.0,
+        span: Optional[int] = None,
     ):
         """
         Args:
@@ -73,6 +83,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
           validation_fraction: move this share of the training images (by hash of class/file
             name, so the same images every run) to a `valid` split, for the Tuner and the
             Trainer's early stopping; 0 keeps training whole.
+          span: with span folders, read `span-<span>` instead of the latest one.
         """
         if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}")
@@ -85,6 +96,10 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             on_bad_image=on_bad_image,
             allow_missing_eval_classes=int(allow_missing_eval_classes),
             validation_fraction=float(validation_fraction),
+            input_config=driver.input_config(),
+            range_config=None if span is None else proto_utils.proto_to_json(
+                range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
+                    start_span_number=span, end_span_number=span))),
             examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=IngestReport),
         )

@@ -25,7 +25,7 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 from components import contract
-from components.image_example_gen import image_checks, ingest_report
+from components.image_example_gen import driver, image_checks, ingest_report, spans
 from components.image_example_gen import layout as layout_lib
 
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
@@ -147,7 +147,10 @@ class Executor(base_beam_executor.BaseBeamExecutor):
            output_dict: Dict[str, List[types.Artifact]],
            exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
+        # The span folder the driver chose (spans.py), or the data root itself.
         root = exec_properties[INPUT_BASE_KEY]
+        if exec_properties.get(driver.INPUT_CONFIG_KEY):
+            root = spans.data_root_of(root, driver.resolved_pattern(exec_properties))
         on_bad_image = exec_properties.get(ON_BAD_IMAGE_KEY) or contract.ON_BAD_IMAGE_FAIL
         if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
@@ -212,6 +215,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for key in ("files_seen", "examples_total", "skipped_total", "bad_images"):
             report.set_int_custom_property(key, summary[key])
             examples.set_int_custom_property(key, summary[key])
+        span = exec_properties.get(driver.SPAN_PROPERTY)
+        if span is not None:
+            report.set_int_custom_property(driver.SPAN_PROPERTY, int(span))
         ingest_report.check(summary, layout, report.uri, on_bad_image, allow_missing)
         logging.info("ImageFolderExampleGen: %s", ingest_report.format_summary(summary))
 

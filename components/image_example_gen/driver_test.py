@@ -1,0 +1,86 @@
+"""Span resolution and the input fingerprint that ExampleGen's cache key is made of."""
+import json
+import os
+
+import pytest
+from tfx.orchestration import data_types
+
+from components.image_example_gen import component, driver, spans
+from tests import image_folders
+
+
+def _resolve(input_base, span=None):
+    gen = component.ImageFolderExampleGen(input_base=input_base, span=span)
+    props = {k: v for k, v in gen.exec_properties.items()}
+    info = data_types.PipelineInfo("p", "/tmp")
+    return driver.ImageFolderDriver(metadata_handle=None).resolve_exec_properties(
+        props, info, data_types.ComponentInfo("c", "c", info))
+
+
+def test_latest_span_is_read_unless_one_is_named(tmp_path):
+    for span in (1, 2, 10):
+        image_folders.make_folders(str(tmp_path / f"span-{span}"), ["happy"], per_class=1)
+    image_folders.write(str(tmp_path / "notes.txt"), b"x")
+    assert spans.list_spans(str(tmp_path)) == [1, 2, 10]
+
+    latest = _resolve(str(tmp_path))
+    assert latest[driver.SPAN_PROPERTY] == 10
+    assert spans.data_root_of(str(tmp_path), driver.resolved_pattern(latest)) == \
+        str(tmp_path / "span-10")
+    assert latest[driver.FINGERPRINT_PROPERTY] == spans.fingerprint(str(tmp_path / "span-10"))
+
+    named = _resolve(str(tmp_path), span=2)
+    assert named[driver.SPAN_PROPERTY] == 2
+    assert spans.data_root_of(str(tmp_path), driver.resolved_pattern(named)) == \
+        str(tmp_path / "span-2")
+    with pytest.raises(driver.NoSpanError, match=r"span 3 asked for.* only spans \[1, 2, 10\]"):
+        _resolve(str(tmp_path), span=3)
+    # TFX's pattern matching refuses a span folder whose number is not one.
+    image_folders.write(str(tmp_path / "span-x" / "a.png"), b"x")
+    with pytest.raises(ValueError, match="Cannot find span number"):
+        _resolve(str(tmp_path))
+
+
+def test_a_flat_data_root_is_span_zero_and_cannot_be_asked_for_a_span(tmp_path):
+    image_folders.make_folders(str(tmp_path), ["happy"], per_class=1)
+    flat = _resolve(str(tmp_path))
+    assert flat[driver.SPAN_PROPERTY] == 0
+    assert spans.data_root_of(str(tmp_path), driver.resolved_pattern(flat)) == str(tmp_path)
+    assert flat[driver.FINGERPRINT_PROPERTY] == spans.fingerprint(str(tmp_path))
+    with pytest.raises(driver.NoSpanError, match="no span-<N> folders"):
+        _resolve(str(tmp_path), span=1)
+
+
+def test_fingerprint_changes_with_any_added_renamed_or_rewritten_file(tmp_path):
+    root = str(tmp_path)
+    image_folders.write(os.path.join(root, "Training", "happy", "a.png"), b"aaaa")
+    image_folders.write(os.path.join(root, "Training", "sad", "b.png"), b"bbbb")
+    first = spans.fingerprint(root)
+    assert first == spans.fingerprint(root)                # stable
+    assert first.startswith("files:2,bytes:8,")
+
+    # Relabelled: same bytes, same mtime, another class folder.
+    stat = os.stat(os.path.join(root, "Training", "sad", "b.png"))
+    os.rename(os.path.join(root, "Training", "sad", "b.png"),
+              os.path.join(root, "Training", "happy", "b.png"))
+    os.utime(os.path.join(root, "Training", "happy", "b.png"), ns=(stat.st_atime_ns,
+                                                                  stat.st_mtime_ns))
+    relabelled = spans.fingerprint(root)
+    assert relabelled != first
+
+    image_folders.write(os.path.join(root, "Training", "happy", "a.png"), b"AAAA")   # same size, new mtime
+    os.utime(os.path.join(root, "Training", "happy", "a.png"), ns=(1, 1))
+    rewritten = spans.fingerprint(root)
+    assert rewritten not in (first, relabelled)
+
+    image_folders.write(os.path.join(root, "Training", "happy", "c.png"), b"c")
+    assert spans.fingerprint(root) not in (first, relabelled, rewritten)
+
+
+def test_the_span_asked_for_is_a_static_range(tmp_path):
+    gen = component.ImageFolderExampleGen(input_base=str(tmp_path), span=4)
+    static = json.loads(gen.exec_properties[driver.RANGE_CONFIG_KEY])["static_range"]
+    assert static == {"start_span_number": 4, "end_span_number": 4}
+    assert driver.asked_span(gen.exec_properties) == 4
+    assert component.ImageFolderExampleGen(
+        input_base=str(tmp_path)).exec_properties.get(driver.RANGE_CONFIG_KEY) is None
