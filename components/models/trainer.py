@@ -30,6 +30,7 @@ from components.models import (
     training_config,
     training_metrics,
     vgg16,
+    warm_start,
 )
 from components.models.training_config import TrainConfig
 
@@ -151,7 +152,7 @@ def _backup_dir(fn_args: tfx.components.FnArgs) -> str:
     determines the training run; a restarted Trainer finds the killed run's last epoch there.
     """
     key = json.dumps({"train": sorted(fn_args.train_files), "eval": sorted(fn_args.eval_files),
-                      "transform": fn_args.transform_graph_path,
+                      "transform": fn_args.transform_graph_path, "base": fn_args.base_model,
                       "hparams": fn_args.hyperparameters, "config": fn_args.custom_config},
                      sort_keys=True, default=str)
     trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
@@ -205,11 +206,22 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  config.architecture, config.variant, config.width,
                  dict(zip(config.label_names, counts, strict=True)), hparams, replicas)
 
+    image_shape = trainer_base.image_shape(tf_transform_output)
+    with strategy.scope():
+        model = build_model(config, hparams, image_shape, replicas)
+        # From the last pushed model of this architecture when there is one (the pipeline's
+        # base_model); the restarted run of a killed Trainer restores its own epochs on top.
+        start = warm_start.load(model, config, image_shape, fn_args.base_model)
+    if start["warm"]:
+        config = dataclasses.replace(config, epochs=config.warm_start_epochs or config.epochs)
+        # The per-epoch schedule below starts from this rate.
+        hparams = {**hparams, "learning_rate": hparams["learning_rate"]
+                   * config.warm_start_lr_scale}
+    start["initial_weights_sha256"] = warm_start.weights_digest(model)
+    logging.info("Training %s %s: %s", config.architecture,
+                 "warm" if start["warm"] else "cold", start["reason"] or start["base_model"])
     train = _training_input(fn_args, tf_transform_output, config, counts, batch_size)
     evaluation = _validation_input(fn_args, tf_transform_output, config, batch_size)
-    with strategy.scope():
-        model = build_model(config, hparams, trainer_base.image_shape(tf_transform_output),
-                            replicas)
 
     backup_root = _backup_dir(fn_args)
     training_log = os.path.join(backup_root, trainer_base.TRAINING_LOG)
@@ -248,9 +260,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "validation_files": list(fn_args.eval_files),
                "validation_examples": config.validation_examples or "all",
                "test_time_augmentation": config.test_time_augmentation,
+               "start": start,
                "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     trainer_base.write_training_summary(fn_args.model_run_dir, summary)
+    warm_start.save(model, config, image_shape, fn_args.serving_model_dir)
     trainer_base.export_model(classifier(model), tf_transform_output, config.label_names,
                               fn_args.serving_model_dir, config.test_time_augmentation,
                               config.tta_shift)

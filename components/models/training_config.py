@@ -69,6 +69,10 @@ class TrainConfig:
     distribute: str = "auto"
     # Cap on the validation examples scored after each epoch (a fixed random subset; 0: all).
     validation_examples: int = 0
+    # Starting from the last pushed model's weights (the pipeline's warm start): this many
+    # epochs (0: `epochs`) at this share of the learning rate.
+    warm_start_epochs: int = 0
+    warm_start_lr_scale: float = 0.5
     tuner_trials: int = 2                 # 0: no Tuner for this architecture, even when tuning
     tuner_epochs: int = 1
     tuner_steps_per_epoch: int = 0        # 0: a full pass
@@ -99,11 +103,12 @@ _FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 SETTINGS = tuple(name for name in _FIELDS if name not in ("architecture", "label_names"))
 _NON_NEGATIVE = ("epochs", "max_steps_per_epoch", "early_stopping_patience",
                  "validation_examples", "tuner_steps_per_epoch", "warmup_epochs", "crop_pad",
-                 "tta_shift", "tuner_trials")
+                 "tta_shift", "tuner_trials", "warm_start_epochs")
 _POSITIVE = ("batch_size", "tuner_epochs")
 # name -> (lowest, highest), both allowed
 _FRACTIONS = {"weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 0.5), "lr_floor": (0.0, 1.0),
-              "zoom": (0.0, 0.5), "erasing": (0.0, 1.0), "width": (0.0625, 4.0)}
+              "zoom": (0.0, 0.5), "erasing": (0.0, 1.0), "width": (0.0625, 4.0),
+              "warm_start_lr_scale": (1e-4, 1.0)}
 _CHOICES = {"variant": VARIANTS, "class_weighting": CLASS_WEIGHTINGS,
             "best_epoch_metric": BEST_EPOCH_METRICS, "test_time_augmentation": TTA_MODES,
             "distribute": DISTRIBUTE_MODES}

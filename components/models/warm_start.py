@@ -1,0 +1,93 @@
+"""Warm start: a Trainer begins from the weights of the model that was last pushed.
+
+Every trained Model artifact keeps its Keras weights and what they fit beside the SavedModel
+(`<model uri>/keras/`, outside `Format-Serving`, so TF Serving never sees them). A later Trainer
+given that model as `base_model` loads them when the network is the same (architecture,
+variant, width, input shape, classes, augmentation layers); otherwise it starts cold and says
+why.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import tempfile
+from typing import Any, Dict, Optional, Sequence
+
+import keras
+import tensorflow as tf
+
+from components.models.training_config import TrainConfig
+
+WEIGHTS_DIR = "keras"
+WEIGHTS_FILE = "model.weights.h5"   # Keras 3 wants this suffix
+SPEC_FILE = "network.json"          # what the weights fit, and their digest
+
+
+def network_spec(config: TrainConfig, image_shape: Sequence[int]) -> Dict[str, Any]:
+    """What must match for weights to load into a freshly built training model."""
+    return {"architecture": config.architecture, "variant": config.variant,
+            "width": config.width, "image_shape": [int(d) for d in image_shape],
+            "label_names": list(config.label_names),
+            "augment_in_model": bool(config.augment and config.augment_in_model)}
+
+
+def weights_digest(model: keras.Model) -> str:
+    """sha256 over every weight array, in the model's order."""
+    digest = hashlib.sha256()
+    for array in model.get_weights():
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _weights_dir(serving_model_dir: str) -> str:
+    """`<model uri>/keras` for the model artifact whose SavedModel is `serving_model_dir`."""
+    return posixpath.join(os.path.dirname(serving_model_dir.rstrip("/")), WEIGHTS_DIR)
+
+
+def save(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
+         serving_model_dir: str) -> Dict[str, Any]:
+    """Writes the weights and their network spec beside `serving_model_dir`; returns the spec."""
+    target = _weights_dir(serving_model_dir)
+    tf.io.gfile.makedirs(target)
+    spec = {**network_spec(config, image_shape), "weights_sha256": weights_digest(model)}
+    with tempfile.TemporaryDirectory() as tmp:  # h5py writes local files only
+        local = os.path.join(tmp, WEIGHTS_FILE)
+        model.save_weights(local)
+        tf.io.gfile.copy(local, posixpath.join(target, WEIGHTS_FILE), overwrite=True)
+    with tf.io.gfile.GFile(posixpath.join(target, SPEC_FILE), "w") as f:
+        json.dump(spec, f, indent=1)
+    return spec
+
+
+def read_spec(serving_model_dir: str) -> Optional[Dict[str, Any]]:
+    path = posixpath.join(_weights_dir(serving_model_dir), SPEC_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def load(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
+         base_model: Optional[str]) -> Dict[str, Any]:
+    """Loads `base_model`'s weights into `model` when they fit. Returns what happened:
+    {"warm": bool, "base_model": path or None, "reason": why not, or "" when warm}."""
+    if not base_model:
+        return {"warm": False, "base_model": None, "reason": "no pushed model of this "
+                "architecture yet"}
+    spec = read_spec(base_model)
+    if spec is None:
+        return {"warm": False, "base_model": base_model,
+                "reason": f"the base model has no {WEIGHTS_DIR}/{SPEC_FILE}"}
+    wanted = network_spec(config, image_shape)
+    differs = sorted(k for k in wanted if spec.get(k) != wanted[k])
+    if differs:
+        return {"warm": False, "base_model": base_model,
+                "reason": "the base model is another network: " + ", ".join(
+                    f"{k} {spec.get(k)!r} != {wanted[k]!r}" for k in differs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, WEIGHTS_FILE)
+        tf.io.gfile.copy(posixpath.join(_weights_dir(base_model), WEIGHTS_FILE), local)
+        model.load_weights(local)
+    return {"warm": True, "base_model": base_model, "reason": ""}
