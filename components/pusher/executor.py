@@ -21,7 +21,9 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
-PUSHED_PROPERTY = "pushed"                      # set by TFX's Pusher executor
+from components import resolvers
+
+PUSHED_PROPERTY = resolvers.PUSHED_PROPERTY     # set by TFX's Pusher executor
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
 
 
@@ -60,12 +62,16 @@ class Executor(tfx_pusher_executor.Executor):
         proto_utils.json_to_proto(exec_properties[standard_component_specs.PUSH_DESTINATION_KEY],
                                   destination)
         base = destination.filesystem.base_directory
+        model_push = artifact_utils.get_single_instance(
+            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
+        # Which model this push is of: what resolvers.LatestPushedModelStrategy follows.
+        model = artifact_utils.get_single_instance(
+            input_dict[standard_component_specs.MODEL_KEY])
+        model_push.set_int_custom_property(resolvers.PUSHED_MODEL_ID_PROPERTY, model.id)
         if destination.WhichOneof("destination") != "filesystem" or not _is_local(base):
             return super().Do(input_dict, output_dict, exec_properties)
 
         self._log_startup(input_dict, output_dict, exec_properties)
-        model_push = artifact_utils.get_single_instance(
-            output_dict[standard_component_specs.PUSHED_MODEL_KEY])
         if not self.CheckBlessing(input_dict):
             self._MarkNotPushed(model_push)
             return
