@@ -12,14 +12,31 @@ MACRO_F1 = contract.MACRO_F1_METRIC
 TOP_1 = '"top_k": 1'
 
 
-def eval_config(label_names: Sequence[str], min_accuracy: float) -> tfma.EvalConfig:
-    """Accuracy (with value and change thresholds), macro-F1, per-class precision/recall/F1
+def _overall(value_threshold: Optional[tfma.GenericValueThreshold] = None,
+             change_threshold: Optional[tfma.GenericChangeThreshold] = None
+             ) -> List[tfma.PerSliceMetricThreshold]:
+    # Thresholds on the overall slice only: a plain `threshold` would also apply to every
+    # per-class slice, failing a model on its weakest class.
+    return [tfma.PerSliceMetricThreshold(
+        slicing_specs=[tfma.SlicingSpec()],
+        threshold=tfma.MetricThreshold(value_threshold=value_threshold,
+                                       change_threshold=change_threshold))]
+
+
+def eval_config(label_names: Sequence[str], min_accuracy: float,
+                selection_metric: str = ACCURACY, change_tolerance: float = 0.0
+                ) -> tfma.EvalConfig:
+    """Accuracy (with the value threshold), macro-F1, per-class precision/recall/F1
     (one-vs-rest per class id), the multi-class confusion matrix; overall and per true class.
 
-    The change threshold requires a candidate to be strictly better than the baseline (the
-    latest blessed model); it is ignored when there is none yet.
+    The change threshold is on `selection_metric`: a candidate is blessed only when it is not
+    worse than the baseline (the model serving now) by more than `change_tolerance`; TFMA passes
+    a difference >= -change_tolerance, so a tie passes. Without a baseline it is ignored.
     """
     class_ids = list(range(len(label_names)))
+    change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                                         absolute={"value": -float(change_tolerance)})
+    value = tfma.GenericValueThreshold(lower_bound={"value": min_accuracy})
     return tfma.EvalConfig(
         model_specs=[tfma.ModelSpec(
             signature_name=contract.EXAMPLES_SIGNATURE,
@@ -34,20 +51,14 @@ def eval_config(label_names: Sequence[str], min_accuracy: float) -> tfma.EvalCon
                 tfma.MetricConfig(class_name="ExampleCount"),
                 tfma.MetricConfig(
                     class_name="SparseCategoricalAccuracy",
-                    # Thresholds on the overall slice only: a plain `threshold` would also
-                    # apply to every per-class slice, failing a model on its weakest class.
-                    per_slice_thresholds=[tfma.PerSliceMetricThreshold(
-                        slicing_specs=[tfma.SlicingSpec()],
-                        threshold=tfma.MetricThreshold(
-                            value_threshold=tfma.GenericValueThreshold(
-                                lower_bound={"value": min_accuracy}),
-                            change_threshold=tfma.GenericChangeThreshold(
-                                direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                absolute={"value": 0.0})))]),  # strictly better than baseline
+                    per_slice_thresholds=_overall(
+                        value, change if selection_metric == ACCURACY else None)),
                 tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-                tfma.MetricConfig(class_name=fer_metrics.MacroF1.__name__,
-                                  module=fer_metrics.__name__,
-                                  config=f'"num_classes": {len(class_ids)}'),
+                tfma.MetricConfig(
+                    class_name=fer_metrics.MacroF1.__name__, module=fer_metrics.__name__,
+                    config=f'"num_classes": {len(class_ids)}',
+                    per_slice_thresholds=_overall(change_threshold=change)
+                    if selection_metric == MACRO_F1 else []),
             ]),
             tfma.MetricsSpec(
                 binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),

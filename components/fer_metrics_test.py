@@ -37,3 +37,27 @@ def test_eval_config_has_thresholds_per_class_metrics_and_slices():
         tfma.MetricDirection.HIGHER_IS_BETTER
     assert list(config.metrics_specs[1].binarize.class_ids.values) == [0, 1, 2]
     assert [s.feature_keys for s in config.slicing_specs] == [[], ["label_name"]]
+
+
+@pytest.mark.parametrize("metric", [evaluation.ACCURACY, evaluation.MACRO_F1])
+def test_change_threshold_blesses_not_worse_by_more_than_the_tolerance(metric):
+    from tensorflow_model_analysis.evaluators import metrics_validator
+    from tensorflow_model_analysis.metrics import metric_types
+
+    def validate(candidate, baseline, tolerance):
+        config = evaluation.eval_config(["a", "b"], min_accuracy=0.0, selection_metric=metric,
+                                        change_tolerance=tolerance)
+        config.model_specs.add(name="baseline", is_baseline=True)  # as the Evaluator adds it
+
+        def key(name, **kwargs):
+            return metric_types.MetricKey(name=name, example_weighted=False, **kwargs)
+        values = {key(evaluation.ACCURACY): 0.5, key(metric): candidate,
+                  key(metric, model_name="baseline"): baseline,
+                  key(metric, is_diff=True): candidate - baseline}
+        return metrics_validator.validate_metrics(((), values), config).validation_ok
+
+    assert validate(0.70, 0.60, tolerance=0.0)
+    assert validate(0.60, 0.60, tolerance=0.0)          # a tie passes: "not worse"
+    assert not validate(0.59, 0.60, tolerance=0.0)
+    assert validate(0.59, 0.60, tolerance=0.02)
+    assert not validate(0.57, 0.60, tolerance=0.02)

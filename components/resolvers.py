@@ -18,12 +18,12 @@ from tfx.dsl.components.common import resolver
 PUSHED_PROPERTY = "pushed"                # set by TFX's Pusher executor
 PUSHED_MODEL_ID_PROPERTY = "model_id"     # set by components/pusher/executor.py
 ARCHITECTURE_PROPERTY = "architecture"    # set by the ModelSelector on the model it passes on
-ARCHITECTURE_CONFIG_KEY = "architecture"
+SOURCE_MODEL_URI_PROPERTY = "source_model_uri"  # ditto: the Trainer's model it copied
+EXAMPLES_KEY = "examples"
 
 MODEL_KEY = "model"
 PUSHED_MODEL_KEY = "pushed_model"
-STATISTICS_KEY = "statistics"                 # every StatisticsGen output of the pipeline
-CURRENT_STATISTICS_KEY = "current_statistics"  # this run's
+STATISTICS_KEY = "statistics"
 TRANSFORM_TYPE_SUFFIX = ".Transform"
 PIPELINE_RUN_CONTEXT_TYPE = "pipeline_run"
 _DONE_STATES = (mlmd.proto.Execution.COMPLETE, mlmd.proto.Execution.CACHED)
@@ -46,11 +46,36 @@ def latest_pushed_model(models: List[types.Artifact], pushes: List[types.Artifac
     return None
 
 
+def _producers(store: mlmd.MetadataStore, artifact_id: int) -> List[int]:
+    return [e.execution_id for e in store.get_events_by_artifact_ids([artifact_id])
+            if e.type in (mlmd.proto.Event.OUTPUT, mlmd.proto.Event.DECLARED_OUTPUT)]
+
+
+def _inputs(store: mlmd.MetadataStore, execution_ids: List[int], key: str) -> List[int]:
+    return [e.artifact_id for e in store.get_events_by_execution_ids(execution_ids)
+            if e.type in (mlmd.proto.Event.INPUT, mlmd.proto.Event.DECLARED_INPUT)
+            and e.path.steps and e.path.steps[0].key == key]
+
+
+def trained_on_examples(store: mlmd.MetadataStore, model: types.Artifact) -> set:
+    """Ids of the Examples a ModelSelector's model was trained on: its source Trainer model
+    <- Trainer <- transformed examples <- Transform <- examples (ML Metadata lineage)."""
+    trainer_models = store.get_artifacts_by_uri(
+        model.get_string_custom_property(SOURCE_MODEL_URI_PROPERTY))
+    transformed = _inputs(store, [p for m in trainer_models for p in _producers(store, m.id)],
+                          EXAMPLES_KEY)
+    return set(_inputs(store, [p for t in transformed for p in _producers(store, t)],
+                       EXAMPLES_KEY))
+
+
 class LatestPushedModelStrategy(resolver.ResolverStrategy):
     """Resolves `model` to the model of the latest push that happened, [] when none did.
 
-    Inputs: `model` (the ModelSelector's models) and `pushed_model` (the Pusher's outputs).
-    Config: `architecture` keeps only pushes of that architecture (warm start).
+    Inputs: `model` (the ModelSelector's models), `pushed_model` (the Pusher's outputs) and,
+    for the warm start, `examples` (this run's).
+    Config: `architecture` keeps only pushes of that architecture; with `examples`, models
+    trained on those very examples are passed over: warm-starting on data the model has already
+    learned adds nothing, and it would make a re-run on unchanged data miss the Trainer's cache.
     """
 
     def __init__(self, architecture: Optional[str] = None):
@@ -59,10 +84,12 @@ class LatestPushedModelStrategy(resolver.ResolverStrategy):
     def resolve_artifacts(self, store: mlmd.MetadataStore,
                           input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
-        del store
-        model = latest_pushed_model(input_dict[MODEL_KEY], input_dict[PUSHED_MODEL_KEY],
-                                    self._architecture)
-        return {MODEL_KEY: [model] if model else [], PUSHED_MODEL_KEY: []}
+        models = input_dict[MODEL_KEY]
+        current = {a.id for a in input_dict.get(EXAMPLES_KEY, [])}
+        if current:
+            models = [m for m in models if not trained_on_examples(store, m) & current]
+        model = latest_pushed_model(models, input_dict[PUSHED_MODEL_KEY], self._architecture)
+        return {**{k: [] for k in input_dict}, MODEL_KEY: [model] if model else []}
 
 
 def went_on_to_transform(store: mlmd.MetadataStore, artifact: types.Artifact) -> bool:
@@ -90,18 +117,28 @@ def trained_on_statistics(store: mlmd.MetadataStore, history: List[types.Artifac
     return current
 
 
-class TrainedOnStatisticsStrategy(resolver.ResolverStrategy):
-    """Resolves `statistics` to the baseline of the drift check (trained_on_statistics).
+def statistics_of(store: mlmd.MetadataStore, statistics: List[types.Artifact],
+                  examples_id: int) -> Optional[types.Artifact]:
+    """The latest of `statistics` computed from the Examples `examples_id`."""
+    for stats in sorted(statistics, key=lambda a: a.id, reverse=True):
+        if examples_id in _inputs(store, _producers(store, stats.id), EXAMPLES_KEY):
+            return stats
+    return None
 
-    Inputs: `statistics` (every StatisticsGen output of the pipeline) and `current_statistics`
-    (this run's).
-    """
+
+class TrainedOnStatisticsStrategy(resolver.ResolverStrategy):
+    """Resolves `statistics` to the baseline of the drift check (trained_on_statistics), given
+    every StatisticsGen output of the pipeline (`statistics`) and this run's `examples`; the
+    resolver runs after this run's StatisticsGen."""
 
     def resolve_artifacts(self, store: mlmd.MetadataStore,
                           input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
-        current = input_dict[CURRENT_STATISTICS_KEY]
-        if not current:
-            return {STATISTICS_KEY: [], CURRENT_STATISTICS_KEY: []}
-        baseline = trained_on_statistics(store, input_dict[STATISTICS_KEY], current[0])
-        return {STATISTICS_KEY: [baseline], CURRENT_STATISTICS_KEY: current}
+        statistics = input_dict[STATISTICS_KEY]
+        examples = input_dict[EXAMPLES_KEY]
+        current = statistics_of(store, statistics, examples[0].id) if examples else None
+        if current is None:
+            raise ValueError("no statistics of this run's examples: the drift check resolver "
+                             "must run after StatisticsGen")
+        return {STATISTICS_KEY: [trained_on_statistics(store, statistics, current)],
+                EXAMPLES_KEY: []}

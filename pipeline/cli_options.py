@@ -136,12 +136,24 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     push.add_argument("--min-accuracy", type=float,
                       help="Evaluator threshold to bless a model (default: the profile's)")
     push.add_argument("--serving-dir", help=serving_dir_help)
+    push.add_argument("--change-tolerance", type=float, default=0.0,
+                      help="push a winner that is worse than the serving model by at most this "
+                           "much on the selection metric (0: not worse; a tie pushes)")
+
+    retrain = parser.add_argument_group("retraining")
+    retrain.add_argument("--span", type=int,
+                         help="with DATA_ROOT/span-<N>/ folders, read span N (default: latest)")
+    retrain.add_argument("--accept-drift", action="store_true",
+                         help="train even if the data drifted past schema/drift_config.pbtxt's "
+                              "thresholds (the drift is still reported)")
+    retrain.add_argument("--cold-start", dest="warm_start", action="store_false",
+                         help="train from scratch, not from the last pushed model's weights")
 
     orchestration = parser.add_argument_group("orchestration")
     orchestration.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
-    orchestration.add_argument("--enable-cache", action="store_true",
-                               help="reuse results of identical earlier runs (only if the data "
-                                    "is unchanged)")
+    orchestration.add_argument("--no-cache", dest="enable_cache", action="store_false",
+                               help="run every component again, even when an identical earlier "
+                                    "run (same files, same settings) could be reused")
     orchestration.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
                                help="extra Beam pipeline argument (repeatable), e.g. "
                                     "--beam-arg=--direct_num_workers=4")
@@ -161,7 +173,8 @@ def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation_fraction",
               "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
               "image_size", "channels", "architectures", "weights", "min_accuracy",
-              "serving_dir", "enable_cache", "beam_args")
+              "serving_dir", "change_tolerance", "span", "accept_drift", "warm_start",
+              "enable_cache", "beam_args")
 
 
 def run_options(args: argparse.Namespace) -> Dict[str, Any]:

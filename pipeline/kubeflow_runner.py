@@ -32,8 +32,11 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
     options.setdefault("schema_dir", IMAGE_SCHEMA_DIR)
     arguments = configs.pipeline_arguments(configs.RunOptions(
         data_root=data_root, profile=profile, **options))
+    # The drift thresholds become part of the spec: read from this checkout's schema folder
+    # (the schema itself is read inside the image at run time).
     pipeline = pipeline_lib.create_pipeline(
-        pipeline_name=pipeline_name, pipeline_root=pipeline_root, **arguments)
+        pipeline_name=pipeline_name, pipeline_root=pipeline_root,
+        drift_config_dir=configs.SCHEMA_DIR, kfp_v2_resolvers=True, **arguments)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image),
         output_dir=os.path.dirname(os.path.abspath(output_file)),

@@ -18,17 +18,22 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]
     assert set(tasks) == {"ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen",
                           "ExampleValidator", "SchemaValidationGate", "Transform",
+                          "DistributionValidator", "DriftGate", "LatestStatistics",
                           # KFP v2 compiles the resolver into one task per channel.
                           "LatestBlessedModel-model-resolver",
                           "LatestBlessedModel-model-blessing-resolver",
                           "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
                           "Tuner_resnet50", "Trainer_resnet50", "Evaluator_resnet50",
                           "ModelSelector", "Pusher", "RunReport"}
-    # Transform waits for the validation gate even though it reads no output of it.
-    assert "SchemaValidationGate" in tasks["Transform"].get("dependentTasks", [])
+    # Transform waits for both gates even though it reads no output of them.
+    assert {"SchemaValidationGate", "DriftGate"} <= set(tasks["Transform"]["dependentTasks"])
+    # The drift baseline is resolved before this run's statistics exist.
+    assert "LatestStatistics" in tasks["ImageFolderExampleGen"]["dependentTasks"]
+    # No warm start on KFP v2: it needs the lineage-reading resolver.
+    assert "base_model" not in tasks["Trainer_vgg16"]["inputs"].get("artifacts", {})
     executors = spec["pipelineSpec"]["deploymentSpec"]["executors"]
     containers = [e["container"] for e in executors.values() if "container" in e]
-    assert len(containers) == len(tasks) - 2  # all but the two resolver tasks
+    assert len(containers) == len(tasks) - 3  # all but the three resolver tasks
     assert all(c["image"] == "registry.example/fer:1" for c in containers)
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
     assert "gs://b/fer" in json.dumps(spec) and "gs://b/serving/fer" in json.dumps(spec)

@@ -41,4 +41,16 @@ def run(
         **arguments,
     )
     tfx.orchestration.LocalDagRunner().run(pipeline)
-    return run_summary.latest_run(run_summary.sqlite_store(layout.metadata_path), pipeline_name)
+    outputs = run_summary.latest_run(run_summary.sqlite_store(layout.metadata_path),
+                                     pipeline_name)
+    # LocalDagRunner raises when an executor fails, but a node whose inputs could not be
+    # resolved is only logged as failed, and the nodes after it still run.
+    failed = sorted(node_id for node_id, node in outputs.nodes.items()
+                    if node.state == run_summary.FAILED)
+    if failed:
+        raise RunFailedError(f"components failed: {', '.join(failed)} (run {outputs.run_id})")
+    return outputs
+
+
+class RunFailedError(RuntimeError):
+    """A component of the run failed without LocalDagRunner raising."""

@@ -6,9 +6,10 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
+from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.dsl.components.base import executor_spec
 
-from components import contract, evaluation
+from components import contract, evaluation, resolvers
 from components import transform as transform_module
 from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen.component import ImageFolderExampleGen
@@ -17,7 +18,7 @@ from components.models import trainer as trainer_module
 from components.models import training_config
 from components.pusher import executor as pusher_executor
 from components.run_report.component import RunReport
-from components.validation_gate import SchemaValidationGate
+from components.validation_gate import DriftGate, SchemaValidationGate, read_drift_config
 from pipeline import configs
 
 SCHEMA_FILE = "schema.pbtxt"
@@ -26,6 +27,8 @@ RUN_FN = f"{trainer_module.__name__}.run_fn"
 TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
 SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
 DEFAULT_TUNER_TRIALS = training_config.default_settings()["tuner_trials"]
+MODEL_SELECTOR_ID = "ModelSelector"
+PUSHER_ID = "Pusher"
 
 
 def create_pipeline(
@@ -44,7 +47,7 @@ def create_pipeline(
     allow_missing_eval_classes: bool = False,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
-    enable_cache: bool = False,
+    enable_cache: bool = True,
     transform_statistics: bool = False,
     training: Optional[Mapping[str, Mapping[str, Any]]] = None,
     enable_tuning: bool = True,
@@ -52,6 +55,12 @@ def create_pipeline(
     selection_metric: str = configs.DEFAULT_SELECTION_METRIC,
     serving_dir: Optional[str] = None,
     model_name: str = contract.MODEL_NAME,
+    span: Optional[int] = None,
+    accept_drift: bool = False,
+    warm_start: bool = True,
+    change_tolerance: float = 0.0,
+    drift_config_dir: Optional[str] = None,
+    kfp_v2_resolvers: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline graph (see README): data half, then per architecture Tuner ->
     Trainer -> Evaluator, then ModelSelector -> Pusher.
@@ -69,14 +78,28 @@ def create_pipeline(
     Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and
     no `valid` split of the user's own), they validate on `eval`.
 
-    Caching is off by default: ImageFolderExampleGen's cache key is its configuration, not the
-    files, so a cached run would miss new or changed images.
+    Retraining (README, "Scheduled retraining"): with `span-<N>` folders under `data_root` the
+    latest span is read (or `span`). Caching is on: ImageFolderExampleGen's cache key includes
+    the fingerprint of its files, so unchanged data reuses every finished component and one
+    changed image re-runs from ExampleGen. The drift check compares this run's statistics with
+    those of the latest data a run trained on, with the thresholds in drift_config.pbtxt (read
+    now, from `drift_config_dir`, by default `schema_dir`), and stops before
+    Transform past a threshold, unless `accept_drift`. With `warm_start`, each Trainer starts
+    from the last pushed model of its architecture (not trained on these same examples). The
+    Evaluator's baseline is the model serving now (the latest push); a candidate is blessed
+    when it is not worse on `selection_metric` by more than `change_tolerance`.
+
+    `kfp_v2_resolvers`: TFX's Kubeflow V2 compiler only compiles its LatestArtifactStrategy and
+    LatestBlessedModelStrategy, while the strategies above read ML Metadata lineage. With it, the
+    drift baseline is the latest earlier statistics, the Evaluator's baseline the latest blessed
+    candidate, and there is no warm start (README, "Kubeflow").
     """
     training = dict(training or {})
     label_names = check_arguments(
         classes=classes, exclude_classes=exclude_classes, image_size=image_size,
         channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
-        training=training, min_accuracy=min_accuracy, selection_metric=selection_metric)
+        training=training, min_accuracy=min_accuracy, selection_metric=selection_metric,
+        change_tolerance=change_tolerance)
 
     example_gen = ImageFolderExampleGen(
         input_base=data_root,
@@ -87,6 +110,7 @@ def create_pipeline(
         on_bad_image=on_bad_image,
         allow_missing_eval_classes=allow_missing_eval_classes,
         validation_fraction=validation_fraction,
+        span=span,
     )
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, SCHEMA_FILE))
@@ -95,6 +119,28 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation_gate = SchemaValidationGate(anomalies=example_validator.outputs["anomalies"])
+    # Drift: this run's statistics against the latest data a run went on to train on.
+    all_statistics = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.ExampleStatistics,
+        producer_component_id=statistics_gen.id, output_key="statistics")
+    if kfp_v2_resolvers:
+        drift_baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            **{resolvers.STATISTICS_KEY: all_statistics}).with_id("LatestStatistics")
+        example_gen.add_upstream_node(drift_baseline)  # earlier runs' only
+    else:
+        drift_baseline = tfx.dsl.Resolver(
+            strategy_class=resolvers.TrainedOnStatisticsStrategy,
+            **{resolvers.STATISTICS_KEY: all_statistics,
+               resolvers.EXAMPLES_KEY: example_gen.outputs["examples"]},
+        ).with_id("TrainedOnStatistics")
+        drift_baseline.add_upstream_node(statistics_gen)
+    distribution_validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=drift_baseline.outputs[resolvers.STATISTICS_KEY],
+        config=read_drift_config(drift_config_dir or schema_dir))
+    drift_gate = DriftGate(anomalies=distribution_validator.outputs["anomalies"],
+                           accept_drift=int(accept_drift))
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -105,20 +151,25 @@ def create_pipeline(
         },
         disable_statistics=not transform_statistics,
     )
-    # Transform reads examples directly; this edge makes it wait for a clean validation.
+    # Transform reads examples directly; these edges make it wait for clean validations.
     transform.add_upstream_node(validation_gate)
+    transform.add_upstream_node(drift_gate)
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
-                  transform]
+                  drift_baseline, distribution_validator, drift_gate, transform]
     report_models: Mapping[str, Any] = {}  # what the report shows beside the data
 
     if training:
-        baseline = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-        ).with_id("LatestBlessedModel")
+        if kfp_v2_resolvers:
+            baseline = tfx.dsl.Resolver(
+                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+                model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+            ).with_id("LatestBlessedModel")
+        else:
+            baseline = _latest_pushed_model().with_id("ServingModel")
         components.append(baseline)
-        eval_config = evaluation.eval_config(label_names, min_accuracy)
+        eval_config = evaluation.eval_config(label_names, min_accuracy, selection_metric,
+                                             change_tolerance)
         train_args = tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT], num_steps=0)
         eval_args = tfx.proto.EvalArgs(
             splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
@@ -139,11 +190,17 @@ def create_pipeline(
                     custom_config=custom_config,
                 ).with_id(f"Tuner_{arch}")
                 components.append(tuner)
+            base_model = None
+            if warm_start and not kfp_v2_resolvers:
+                base_model = _latest_pushed_model(
+                    arch, examples=example_gen.outputs["examples"]).with_id(f"WarmStart_{arch}")
+                components.append(base_model)
             trainer = tfx.components.Trainer(
                 run_fn=RUN_FN,
                 examples=transform.outputs["transformed_examples"],
                 transform_graph=transform.outputs["transform_graph"],
                 hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+                base_model=base_model.outputs[resolvers.MODEL_KEY] if base_model else None,
                 train_args=train_args,
                 eval_args=eval_args,
                 custom_config=custom_config,
@@ -161,7 +218,7 @@ def create_pipeline(
                                 "blessing": evaluator.outputs["blessing"],
                                 "evaluation": evaluator.outputs["evaluation"]}
         selector = ModelSelector(candidates=candidates, metric=selection_metric,
-                                 label_names=label_names)
+                                 label_names=label_names).with_id(MODEL_SELECTOR_ID)
         components.append(selector)
         pusher = None
         if serving_dir:
@@ -172,7 +229,7 @@ def create_pipeline(
                     filesystem=tfx.proto.PushDestination.Filesystem(
                         base_directory=os.path.join(serving_dir, model_name))),
                 custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
-            )
+            ).with_id(PUSHER_ID)
             components.append(pusher)
         report_models = {
             "candidates": {arch: {"model_run": model_runs[arch],
@@ -198,10 +255,29 @@ def create_pipeline(
     )
 
 
+def _latest_pushed_model(architecture: Optional[str] = None,
+                         examples: Optional[tfx.dsl.Channel] = None) -> tfx.dsl.Resolver:
+    """The model of the latest push (of `architecture`; not trained on `examples`), from every
+    earlier run of the pipeline (resolvers.LatestPushedModelStrategy)."""
+    channels = {
+        resolvers.MODEL_KEY: tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.Model, producer_component_id=MODEL_SELECTOR_ID,
+            output_key="model"),
+        resolvers.PUSHED_MODEL_KEY: tfx.dsl.Channel(
+            type=tfx.types.standard_artifacts.PushedModel, producer_component_id=PUSHER_ID,
+            output_key="pushed_model"),
+    }
+    if examples is not None:
+        channels[resolvers.EXAMPLES_KEY] = examples
+    return tfx.dsl.Resolver(strategy_class=resolvers.LatestPushedModelStrategy,
+                            config={"architecture": architecture or ""}, **channels)
+
+
 def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[str],
                     image_size: int, channels: int, validation_fraction: float,
                     on_bad_image: str, training: Mapping[str, Mapping[str, Any]],
-                    min_accuracy: float, selection_metric: str) -> List[str]:
+                    min_accuracy: float, selection_metric: str,
+                    change_tolerance: float = 0.0) -> List[str]:
     """Raises configs.PipelineArgumentError naming every bad argument; returns the class names
     by label id (empty when nothing is trained)."""
     problems = []
@@ -237,6 +313,8 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
                         f"got {on_bad_image!r}")
     if not 0.0 <= min_accuracy <= 1.0:
         problems.append(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+    if not 0.0 <= change_tolerance < 1.0:
+        problems.append(f"change_tolerance must be in [0, 1), got {change_tolerance}")
     if selection_metric not in SELECTION_METRICS:
         problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
                         f"got {selection_metric!r}")

@@ -9,6 +9,8 @@ from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 
 _STATE_NAMES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+FAILED = "FAILED"
+CACHED = "CACHED"
 
 
 @dataclasses.dataclass

@@ -5,7 +5,11 @@ import pytest
 from pipeline import cli, cli_options, configs, kubeflow_runner, local_runner
 from pipeline import pipeline as pipeline_lib
 
-RUNNER_ARGUMENTS = {"pipeline_name", "pipeline_root", "metadata_connection_config"}
+# What each runner sets itself. The Kubeflow compiler reads the drift thresholds from this
+# checkout (the schema folder it names is inside the image) and can compile only TFX's own
+# resolver strategies.
+RUNNER_ARGUMENTS = {"pipeline_name", "pipeline_root", "metadata_connection_config",
+                    "drift_config_dir", "kfp_v2_resolvers"}
 
 
 class _Captured(Exception):
@@ -49,6 +53,7 @@ def test_same_profile_and_options_give_the_same_arguments(captured, tmp_path):
     kubeflow = captured(kubeflow_runner.compile_pipeline, "image:1", "/data", "gs://b/root",
                         str(tmp_path / "spec.json"), **OPTIONS)
     assert _common(local) == _common(kubeflow)
+    assert kubeflow["kfp_v2_resolvers"] and "kfp_v2_resolvers" not in local
     expected = configs.pipeline_arguments(configs.RunOptions(data_root="/data", **OPTIONS))
     assert _common(kubeflow) == expected
     assert kubeflow["min_accuracy"] == 0.25  # passing min_accuracy works on both

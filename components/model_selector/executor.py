@@ -18,6 +18,7 @@ from tfx.utils import io_utils
 
 from components import contract
 from components import evaluation as evaluation_lib
+from components import resolvers
 from components.model_selector import selection
 
 MODEL_KEY = "model"
@@ -70,8 +71,9 @@ class Executor(base_executor.BaseExecutor):
         if winner:
             # Pusher takes one Model channel: hand it a copy of the winner.
             io_utils.copy_dir(models[winner].uri, out_model.uri)
-            out_model.set_string_custom_property("architecture", winner)
-            out_model.set_string_custom_property("source_model_uri", models[winner].uri)
+            out_model.set_string_custom_property(resolvers.ARCHITECTURE_PROPERTY, winner)
+            out_model.set_string_custom_property(resolvers.SOURCE_MODEL_URI_PROPERTY,
+                                                 models[winner].uri)
             out_model.set_float_custom_property(metric, candidates[winner]["metric_value"])
         out_blessing.set_int_custom_property(BLESSED_PROPERTY, int(winner is not None))
         out_blessing.set_string_custom_property("winner", winner or "")

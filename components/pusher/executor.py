@@ -8,6 +8,7 @@ to `<version>`: a watcher sees either no version or a complete one. Other file s
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import time
@@ -25,6 +26,7 @@ from components import resolvers
 
 PUSHED_PROPERTY = resolvers.PUSHED_PROPERTY     # set by TFX's Pusher executor
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+ALREADY_SERVING_PROPERTY = "already_serving_version"  # not pushed: that version is this model
 
 
 def pushed_destination(pushed_model) -> Optional[str]:
@@ -34,6 +36,31 @@ def pushed_destination(pushed_model) -> Optional[str]:
     if PUSHED_PROPERTY not in properties or not properties[PUSHED_PROPERTY].int_value:
         return None
     return properties[PUSHED_DESTINATION_PROPERTY].string_value
+
+
+def tree_digest(path: str) -> str:
+    """sha256 over every file's relative path and bytes below `path`."""
+    digest = hashlib.sha256()
+    for folder, dirs, names in os.walk(path):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(folder, name)
+            digest.update(os.path.relpath(full, path).encode() + b"\0")
+            with open(full, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def serving_version_of(model_path: str, base_directory: str) -> Optional[str]:
+    """The latest version under `base_directory` if it holds exactly `model_path`'s files."""
+    if not os.path.isdir(base_directory):
+        return None
+    versions = sorted((v for v in os.listdir(base_directory) if v.isdigit()), key=int)
+    if versions and tree_digest(os.path.join(base_directory, versions[-1])) == \
+            tree_digest(model_path):
+        return versions[-1]
+    return None
 
 
 def _is_local(path: str) -> bool:
@@ -76,6 +103,14 @@ class Executor(tfx_pusher_executor.Executor):
             self._MarkNotPushed(model_push)
             return
         model_path = self.GetModelPath(input_dict)
+        # A re-run on unchanged data re-evaluates the cached model against itself (the serving
+        # model is the Evaluator's baseline) and a tie is blessed: push it only once.
+        serving = serving_version_of(model_path, base)
+        if serving is not None:
+            logging.info("Model already serving as version %s: not pushed again", serving)
+            self._MarkNotPushed(model_push)
+            model_push.set_string_custom_property(ALREADY_SERVING_PROPERTY, serving)
+            return
         serving_path = publish_atomically(model_path, base)
         logging.info("Model published to %s", serving_path)
         shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # archive, as TFX does

@@ -45,3 +45,19 @@ def test_pushed_destination_reads_what_the_pusher_recorded():
     not_pushed.custom_properties["pushed"].int_value = 0
     assert executor.pushed_destination(not_pushed) is None
     assert executor.pushed_destination(metadata_store_pb2.Artifact()) is None
+
+
+def test_the_model_already_serving_is_recognised_and_only_it(tmp_path):
+    model = make_model(str(tmp_path / "model"))
+    base = str(tmp_path / "serving")
+    assert executor.serving_version_of(model, base) is None          # nothing serving yet
+    version = os.path.basename(executor.publish_atomically(model, base))
+    assert executor.serving_version_of(model, base) == version
+
+    other = make_model(str(tmp_path / "other"))
+    with open(os.path.join(other, "variables", "variables.index"), "a") as f:
+        f.write("retrained")
+    assert executor.serving_version_of(other, base) is None
+    executor.publish_atomically(other, base)
+    # Only the latest version counts: the first model is no longer what serves.
+    assert executor.serving_version_of(model, base) is None
