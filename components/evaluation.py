@@ -74,14 +74,16 @@ def eval_config(label_names: Sequence[str], min_accuracy: float,
 PER_CLASS_METRICS = {"precision": "precision", "recall": "recall", "f1_score": "f1"}
 
 
-def overall_metrics(evaluation_uri: str, label_names: Optional[Sequence[str]] = None
-                    ) -> Dict[str, object]:
+def overall_metrics(evaluation_uri: str, label_names: Optional[Sequence[str]] = None,
+                    baseline: bool = False) -> Dict[str, object]:
     """The candidate's overall-slice metrics from a TFX Evaluator output.
 
     Returns every plain metric by TFMA name (e.g. `sparse_categorical_accuracy`, `macro_f1`,
     `example_count`) and `per_class`: {class name (or id): {precision, recall, f1}}.
-    Baseline values and diffs against the baseline are left out.
+    Baseline values and diffs against the baseline are left out; with `baseline`, it is the
+    baseline's values instead (empty when the evaluation had no baseline).
     """
+    models = ("baseline",) if baseline else ("", "candidate")
     out: Dict[str, object] = {}
     per_class: Dict[object, Dict[str, float]] = {}
     for slice_metrics in tfma.load_metrics(evaluation_uri):
@@ -89,7 +91,7 @@ def overall_metrics(evaluation_uri: str, label_names: Optional[Sequence[str]] = 
             continue
         for kv in slice_metrics.metric_keys_and_values:
             key = kv.key
-            if key.is_diff or key.model_name not in ("", "candidate") or \
+            if key.is_diff or key.model_name not in models or \
                     not kv.value.HasField("double_value"):
                 continue
             value = float(kv.value.double_value.value)

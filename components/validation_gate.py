@@ -11,8 +11,8 @@ import os
 from typing import Dict, List
 
 import tensorflow as tf
-from tensorflow_metadata.proto.v0 import anomalies_pb2
 from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.dsl.component.experimental.annotations import InputArtifact, Parameter
 from tfx.dsl.component.experimental.decorators import component
 from tfx.types import artifact_utils, standard_artifacts

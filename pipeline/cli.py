@@ -2,6 +2,7 @@
 
   fer-pipeline run                         # demo: generates demo faces, runs the pipeline
   fer-pipeline run --data-root DIR --profile cpu
+  fer-pipeline retrain --data-root DIR --profile cpu   # from cron: one line out, a lock
   fer-pipeline demo-data DIR               # only write the demo image folders
 """
 from __future__ import annotations
@@ -46,6 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
                                 serving_dir_help="Pusher target: SERVING_DIR/fer/<version>/ "
                                                  "(default: OUTPUT_DIR/serving)")
     run.add_argument("-v", "--verbose", action="store_true", help="show every TFX/Beam log line")
+
+    retrain = sub.add_parser(
+        "retrain", help="one scheduled retraining run: safe to call from cron",
+        formatter_class=cli_options.HelpFormatter,
+        description="Run the pipeline on the latest span of DATA_ROOT (README, 'Scheduled "
+                    "retraining'). One run at a time (a lock file); everything goes to a log "
+                    "file under OUTPUT_DIR/logs; stdout gets one line: span, winner and its "
+                    "metric against the serving model's, pushed version or why not. Exit "
+                    f"status: 0 the run finished (pushed or rightly not), {EXIT_BAD_INPUT} bad "
+                    f"data or options (missing data, validation, drift), {EXIT_FAILED} a "
+                    f"component failed (e.g. training), {EXIT_LOCKED} another run holds the "
+                    "lock; the reason is one line on stderr.")
+    retrain.add_argument("--data-root", required=True,
+                         help="image folders: DATA_ROOT/span-<N>/<split>/<class>/<image>, or "
+                              "DATA_ROOT/<split>/<class>/<image>")
+    retrain.add_argument("--output-dir", default=local_outputs.DEFAULT_OUTPUT_DIR,
+                         help="artifacts, ML Metadata, logs and the lock file")
+    retrain.add_argument("--lock-file", help="default: OUTPUT_DIR/retrain.lock")
+    cli_options.add_run_options(retrain, schema_dir_default=configs.SCHEMA_DIR,
+                                serving_dir_help="Pusher target: SERVING_DIR/fer/<version>/ "
+                                                 "(default: OUTPUT_DIR/serving)")
 
     demo = sub.add_parser("demo-data", help="write the demo image folders and exit")
     demo.add_argument("out_dir")
@@ -119,11 +141,20 @@ def _print_models(outputs) -> None:
         print(f"  pushed: {pushed or 'nothing (no blessed winner)'}")
 
 
+EXIT_FAILED = 1      # a component failed (training error, ...)
+EXIT_BAD_INPUT = 2   # bad options or data: missing, invalid, drifted
+EXIT_LOCKED = 3      # retrain: another run holds the lock
+
+
+def _log_path(args: argparse.Namespace, prefix: str) -> str:
+    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
+    return os.path.join(layout.logs_dir, time.strftime(f"{prefix}-%Y%m%d-%H%M%S.log"))
+
+
 def _open_console(args: argparse.Namespace) -> console_lib.Console:
     if args.verbose:
         return console_lib.Console.verbose()
-    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
-    log_path = os.path.join(layout.logs_dir, time.strftime("run-%Y%m%d-%H%M%S.log"))
+    log_path = _log_path(args, "run")
     console = console_lib.Console.capture(log_path)
     print(f"Log: {log_path} (TFX, Beam and TensorFlow output; -v prints it here)",
           file=console.out)
@@ -133,14 +164,57 @@ def _open_console(args: argparse.Namespace) -> console_lib.Console:
 def _cmd_run(args: argparse.Namespace) -> int:
     # Before TensorFlow loads, so that its C++ lines go to the log.
     with _open_console(args) as console:
-        return _run(args, console)
+        rc, outputs = _run(args, console)
+        if outputs is not None:
+            with contextlib.redirect_stdout(console.out):
+                _print_summary(outputs, args.output_dir)
+                if console.log_path:
+                    print(f"Log: {console.log_path}")
+        return rc
 
 
-def _run(args: argparse.Namespace, console: console_lib.Console) -> int:
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from pipeline import run_lock, run_summary
+
+    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
+    lock = run_lock.RunLock(args.lock_file or layout.lock_path)
+    try:
+        lock.acquire()
+    except run_lock.LockHeldError as e:
+        print(f"ERROR (locked): {e}", file=sys.stderr)
+        return EXIT_LOCKED
+    try:
+        with console_lib.Console.capture(_log_path(args, "retrain"), progress=False) as console:
+            if lock.took_over:
+                logging.warning("took over a stale lock: %s", lock.took_over)
+            rc, outputs = _run(args, console, one_line_errors=True)
+            if outputs is not None:
+                print(f"{run_summary.outcome(outputs)} | log {console.log_path}",
+                      file=console.out)
+            return rc
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, console: console_lib.Console,
+         one_line_errors: bool = False):
+    """Runs the pipeline; returns (exit status, run outputs or None). Errors are printed."""
+    from components.image_example_gen.driver import NoSpanError
     from components.image_example_gen.ingest_report import BadInputError
     from components.image_example_gen.layout import LayoutError
     from components.validation_gate import DataValidationError
     from pipeline import demo_data, local_runner
+
+    def error(e: Exception, rc: int, where: str = ""):
+        message = str(e)
+        if one_line_errors:
+            lines = [line.strip() for line in message.splitlines() if line.strip()]
+            message = "".join(line + ("" if i == len(lines) - 1 else " " if line.endswith(":")
+                                      else "; ") for i, line in enumerate(lines))
+            where = where or (f"; log: {console.log_path}" if console.log_path else "")
+        print(f"{'' if one_line_errors else chr(10)}ERROR ({type(e).__name__}): {message}{where}",
+              file=console.err)
+        return rc, None
 
     data_root = args.data_root
     if data_root is None:
@@ -154,20 +228,14 @@ def _run(args: argparse.Namespace, console: console_lib.Console) -> int:
     try:
         outputs = local_runner.run(data_root=data_root, output_dir=args.output_dir,
                                    pipeline_name=args.pipeline_name, **options)
-    except (configs.PipelineArgumentError, LayoutError, BadInputError,
-            DataValidationError) as e:
-        print(f"\nERROR ({type(e).__name__}): {e}", file=console.err)
-        return 2
+    except (configs.PipelineArgumentError, LayoutError, BadInputError, DataValidationError,
+            NoSpanError) as e:
+        return error(e, EXIT_BAD_INPUT)
     except Exception as e:  # noqa: BLE001  (the traceback goes to the log, a line to the console)
         logging.exception("the run failed")
         where = f"; the traceback is in {console.log_path}" if console.log_path else ""
-        print(f"\nERROR ({type(e).__name__}): {e}{where}", file=console.err)
-        return 1
-    with contextlib.redirect_stdout(console.out):
-        _print_summary(outputs, args.output_dir)
-        if console.log_path:
-            print(f"Log: {console.log_path}")
-    return 0
+        return error(e, EXIT_FAILED, where)
+    return 0, outputs
 
 
 def _cmd_demo_data(args: argparse.Namespace) -> int:
@@ -182,7 +250,8 @@ def _cmd_demo_data(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    return {"run": _cmd_run, "demo-data": _cmd_demo_data}[args.command](args)
+    return {"run": _cmd_run, "retrain": _cmd_retrain,
+            "demo-data": _cmd_demo_data}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -72,9 +72,12 @@ class Console:
                  handler: Optional[logging.Handler] = None):
         self.out, self.err, self.log_path = out, err, log_path
         self._handler = handler
+        self._captured = log_path is not None
 
     @classmethod
-    def capture(cls, log_path: str) -> "Console":
+    def capture(cls, log_path: str, progress: bool = True) -> "Console":
+        """`progress`: show component and epoch lines on the terminal (they are logged
+        either way)."""
         os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
         sys.stdout.flush()
         sys.stderr.flush()
@@ -85,8 +88,10 @@ class Console:
         os.dup2(log_fd, 2)
         os.close(log_fd)
         _route_logging()
-        handler = ProgressHandler(out)
-        logging.getLogger().addHandler(handler)
+        handler = None
+        if progress:
+            handler = ProgressHandler(out)
+            logging.getLogger().addHandler(handler)
         return cls(out, err, log_path, handler)
 
     @classmethod
@@ -99,9 +104,10 @@ class Console:
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._handler is None:
+        if not self._captured:
             return
-        logging.getLogger().removeHandler(self._handler)
+        if self._handler is not None:
+            logging.getLogger().removeHandler(self._handler)
         sys.stdout.flush()
         sys.stderr.flush()
         os.dup2(self.out.fileno(), 1)
@@ -109,6 +115,7 @@ class Console:
         self.out.close()
         self.err.close()
         self._handler = None
+        self._captured = False
 
 
 def _route_logging() -> None:

@@ -36,5 +36,9 @@ class OutputLayout:
         return os.path.join(self.root, "logs")
 
     @property
+    def lock_path(self) -> str:
+        return os.path.join(self.root, "retrain.lock")
+
+    @property
     def demo_data_dir(self) -> str:
         return os.path.join(self.root, "demo_data")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Optional
 
 from ml_metadata import metadata_store
@@ -72,3 +73,45 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> Optio
         nodes[node_id] = NodeOutputs(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
                                      artifacts)
     return RunOutputs(run.name, nodes)
+
+
+def outcome(outputs: RunOutputs) -> str:
+    """One line: span, winner and its selection metric against the serving model's (both on
+    this run's eval split), and the pushed version or why nothing was pushed."""
+    from components import evaluation
+    from components.image_example_gen import driver
+    from components.model_selector import executor as selector_executor
+    from components.model_selector import selection as selection_lib
+    from components.pusher import executor as pusher_executor
+
+    parts = []
+    gen = outputs.nodes.get("ImageFolderExampleGen")
+    if gen is not None:
+        span = gen.artifacts["examples"][0].custom_properties.get(driver.SPAN_PROPERTY)
+        parts.append(f"span {span.int_value if span is not None else 0}")
+    if "ModelSelector" not in outputs.nodes:
+        return " | ".join(parts + ["data checked, no training"])
+    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    best = selection.winner or max(
+        selection.candidates, key=lambda a: selection.candidates[a]["metric_value"] or 0.0)
+    candidate = selection.candidates[best]
+    serving = evaluation.overall_metrics(candidate["evaluation_uri"], baseline=True)
+    against = (f"serving model {serving[selection.metric]:.4f}" if selection.metric in serving
+               else "no model serving yet")
+    parts.append(f"{'winner' if selection.winner else 'best (not blessed)'} {best} "
+                 f"{selection.metric} {candidate['metric_value']:.4f} vs {against}")
+    pusher = outputs.nodes.get("Pusher")
+    if pusher is None:
+        parts.append("not pushed: no serving directory")
+    else:
+        pushed = pusher.artifacts["pushed_model"][0]
+        destination = pusher_executor.pushed_destination(pushed)
+        already = pushed.custom_properties.get(pusher_executor.ALREADY_SERVING_PROPERTY)
+        if destination:
+            parts.append(f"pushed version {os.path.basename(destination)}")
+        elif already is not None:
+            parts.append(f"not pushed: already serving as version {already.string_value}")
+        else:
+            parts.append("not pushed: no candidate passed the thresholds (min accuracy, not "
+                         "worse than the serving model)")
+    return " | ".join(parts)

@@ -6,8 +6,6 @@ from typing import Mapping, Optional, Sequence
 
 from tfx import types
 from tfx.dsl.components.base import base_beam_component, executor_spec
-from tfx.proto import range_config_pb2
-from tfx.utils import proto_utils
 from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
@@ -97,9 +95,7 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             allow_missing_eval_classes=int(allow_missing_eval_classes),
             validation_fraction=float(validation_fraction),
             input_config=driver.input_config(),
-            range_config=None if span is None else proto_utils.proto_to_json(
-                range_config_pb2.RangeConfig(static_range=range_config_pb2.StaticRange(
-                    start_span_number=span, end_span_number=span))),
+            range_config=None if span is None else driver.static_range(span),
             examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=IngestReport),
         )

@@ -42,6 +42,13 @@ def resolved_pattern(exec_properties: Dict[str, Any]) -> str:
     return config.splits[0].pattern
 
 
+def static_range(span: int) -> str:
+    """A RangeConfig (JSON) that names `span`."""
+    return proto_utils.proto_to_json(range_config_pb2.RangeConfig(
+        static_range=range_config_pb2.StaticRange(start_span_number=span,
+                                                  end_span_number=span)))
+
+
 def asked_span(exec_properties: Dict[str, Any]) -> Optional[int]:
     """The span a static RangeConfig names, or None (latest)."""
     if not exec_properties.get(RANGE_CONFIG_KEY):
@@ -69,6 +76,10 @@ class ImageFolderDriver(example_gen_driver.FileBasedDriver):
         else:
             exec_properties[SPAN_PROPERTY] = 0
             exec_properties[VERSION_PROPERTY] = None
+        if found:
+            # The span as a static range however it was asked for (latest, or by number): the
+            # cache key then depends on the span read, not on how it was chosen.
+            exec_properties[RANGE_CONFIG_KEY] = static_range(exec_properties[SPAN_PROPERTY])
         root = spans.data_root_of(input_base, resolved_pattern(exec_properties))
         exec_properties[FINGERPRINT_PROPERTY] = spans.fingerprint(root)
         return exec_properties

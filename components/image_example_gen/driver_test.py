@@ -29,6 +29,10 @@ def test_latest_span_is_read_unless_one_is_named(tmp_path):
         str(tmp_path / "span-10")
     assert latest[driver.FINGERPRINT_PROPERTY] == spans.fingerprint(str(tmp_path / "span-10"))
 
+    # However the span was chosen, the resolved properties (the cache key) name it alike.
+    assert latest[driver.RANGE_CONFIG_KEY] == \
+        _resolve(str(tmp_path), span=10)[driver.RANGE_CONFIG_KEY] == driver.static_range(10)
+
     named = _resolve(str(tmp_path), span=2)
     assert named[driver.SPAN_PROPERTY] == 2
     assert spans.data_root_of(str(tmp_path), driver.resolved_pattern(named)) == \
@@ -68,7 +72,8 @@ def test_fingerprint_changes_with_any_added_renamed_or_rewritten_file(tmp_path):
     relabelled = spans.fingerprint(root)
     assert relabelled != first
 
-    image_folders.write(os.path.join(root, "Training", "happy", "a.png"), b"AAAA")   # same size, new mtime
+    # Rewritten: same size, another mtime.
+    image_folders.write(os.path.join(root, "Training", "happy", "a.png"), b"AAAA")
     os.utime(os.path.join(root, "Training", "happy", "a.png"), ns=(1, 1))
     rewritten = spans.fingerprint(root)
     assert rewritten not in (first, relabelled)

@@ -16,9 +16,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
-from components import contract
+from components import contract, resolvers
 from components import evaluation as evaluation_lib
-from components import resolvers
 from components.model_selector import selection
 
 MODEL_KEY = "model"
