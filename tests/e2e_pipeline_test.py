@@ -1,16 +1,13 @@
 """End to end: the whole pipeline (both architectures) on tiny generated data.
 
-Run 1 trains, tunes, evaluates and pushes; run 2, whose candidates are barely trained, must push
-nothing new. A Trainer killed mid-training resumes from its last finished epoch.
+The run trains, tunes, evaluates and pushes, through the command line. Re-runs, spans, drift,
+warm start and a killed run's resume: tests/e2e_retraining_test.py.
 """
-import csv
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import grpc
 import numpy as np
@@ -23,11 +20,11 @@ from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import ingest_report
 from components.model_selector import executor as selector_executor
 from components.model_selector import selection as selection_lib
-from components.models import trainer, trainer_base, training_metrics
+from components.models import trainer_base, training_metrics
 from components.run_report import executor as report_executor
 from components.run_report import report as run_report
 from components.run_report import report_test
-from pipeline import configs, demo_data, local_outputs, local_runner, run_summary
+from pipeline import configs, demo_data, local_outputs, run_summary
 from tests import image_folders
 
 pytestmark = pytest.mark.e2e
@@ -221,102 +218,3 @@ def test_pushed_model_carries_warmup_records_and_fer_serve_serves_it(first_run):
         response = stub.Predict(request, timeout=60)
     assert response.model_spec.version.value == int(version)
     assert tf.make_ndarray(response.outputs[contract.PROBABILITIES_KEY]).shape == (1, 6)
-
-
-def test_second_run_with_worse_candidates_pushes_nothing_new(first_run):
-    serving_root = os.path.join(local_outputs.OutputLayout(first_run["out"]).serving_dir,
-                                contract.MODEL_NAME)
-    # A clearly good model first (VGG16, default hyperparameters, enough epochs), so that
-    # "worse" below does not depend on how far run 1's short training got.
-    good = local_runner.run(
-        data_root=first_run["data"], output_dir=first_run["out"], profile="demo",
-        architectures=("vgg16",), enable_tuning=False, min_accuracy=0.35,
-        # No early stopping: validation sits at chance for the first epochs while batch-norm
-        # statistics catch up, then climbs (0.6 by epoch 6 in a standalone run).
-        training={**TRAINING, "epochs": 12, "augment": False, "early_stopping_patience": 100})
-    good_blessing = good["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
-    assert good_blessing.custom_properties["blessed"].int_value == 1, "baseline did not learn"
-    baseline_id = good["Trainer_vgg16"].artifacts["model"][0].id
-    before = sorted(os.listdir(serving_root))
-
-    # Untrained candidates (epochs=0), and no value threshold: only the change threshold
-    # (strictly better than the latest blessed model) can refuse them, and it must.
-    outputs = local_runner.run(
-        data_root=first_run["data"], output_dir=first_run["out"], profile="demo",
-        enable_tuning=False, min_accuracy=0.0, training={**TRAINING, "epochs": 0})
-    for arch in contract.ARCHITECTURES:
-        assert outputs[f"Evaluator_{arch}"].property("blessing", "baseline_model_id") == \
-            baseline_id
-        assert outputs[f"Evaluator_{arch}"].property("blessing", "blessed") == 0
-    blessing = outputs["ModelSelector"].artifacts[selector_executor.BLESSING_KEY][0]
-    assert blessing.custom_properties["blessed"].int_value == 0
-    assert outputs["Pusher"].artifacts["pushed_model"][0].custom_properties[
-        "pushed"].int_value == 0
-    assert sorted(os.listdir(serving_root)) == before
-
-
-_RESUME_SCRIPT = """
-import json, sys
-from components.models import trainer
-from tests.e2e_pipeline_test import make_fn_args
-trainer.run_fn(make_fn_args(*sys.argv[1:]))
-"""
-
-
-def make_fn_args(transformed_examples_uri, transform_graph_uri, work_dir, epochs):
-    """FnArgs as TFX's Trainer builds them, for calling run_fn outside a pipeline."""
-    from tfx.components.trainer import fn_args_utils
-    from tfx.types import standard_artifacts
-
-    examples = standard_artifacts.Examples()
-    examples.uri = transformed_examples_uri
-    examples.split_names = json.dumps(["train", "eval"])
-    graph = standard_artifacts.TransformGraph()
-    graph.uri = transform_graph_uri
-    custom_config = {**TRAINING, "epochs": int(epochs), "architecture": "vgg16",
-                     "label_names": list(contract.DEFAULT_CLASSES), "augment": False,
-                     "early_stopping_patience": 100}
-    fn_args = fn_args_utils.get_common_fn_args(
-        {"examples": [examples], "transform_graph": [graph]},
-        {"train_args": '{"num_steps": 0}', "eval_args": '{"num_steps": 0}',
-         "custom_config": json.dumps(custom_config)},
-        working_dir=os.path.join(work_dir, "tmp"))
-    fn_args.custom_config = custom_config
-    fn_args.serving_model_dir = os.path.join(work_dir, "Trainer", "model", "1", "Format-Serving")
-    fn_args.model_run_dir = os.path.join(work_dir, "Trainer", "model_run", "1")
-    os.makedirs(fn_args.model_run_dir, exist_ok=True)
-    return fn_args
-
-
-def test_killed_trainer_resumes_from_its_last_epoch(first_run, tmp_path):
-    transform = first_run["outputs"]["Transform"]
-    args = [transform.uri("transformed_examples"), transform.uri("transform_graph"),
-            str(tmp_path), "5"]
-    fn_args = make_fn_args(*args)
-    log = os.path.join(trainer._backup_dir(fn_args), trainer_base.TRAINING_LOG)
-
-    proc = subprocess.Popen([sys.executable, "-c", _RESUME_SCRIPT, *args],
-                            cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if os.path.exists(log) and len(open(log).read().splitlines()) >= 3:  # header + 2 epochs
-            break
-        time.sleep(0.2)
-    assert proc.poll() is None, "training ended before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    with open(log) as f:
-        epochs_before_kill = [int(r["epoch"]) for r in csv.DictReader(f)]
-    assert epochs_before_kill[:2] == [0, 1]
-
-    trainer.run_fn(make_fn_args(*args))  # the restarted Trainer
-
-    with open(os.path.join(fn_args.model_run_dir, trainer_base.TRAINING_LOG)) as f:
-        rows = [r for r in csv.reader(f) if r and r[0] != "epoch"]
-    epochs = [int(r[0]) for r in rows]
-    # Resumed: epochs continue after the last saved one instead of starting again at 0
-    # (a restart from scratch would log 0, 1, 0, 1, ...).
-    assert epochs == sorted(set(epochs)) and epochs[0] == 0 and epochs[-1] == 4, epochs
-    assert os.path.exists(os.path.join(fn_args.serving_model_dir, "saved_model.pb"))
-    assert not os.path.exists(trainer._backup_dir(fn_args))  # cleaned up after success
