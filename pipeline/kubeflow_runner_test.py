@@ -1,5 +1,8 @@
 """The Kubeflow runner compiles the same graph into a KFP v2 pipeline spec."""
 import json
+import re
+
+from tfx.utils import import_utils
 
 from pipeline import configs, kubeflow_runner
 
@@ -36,6 +39,12 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
     assert len(containers) == len(tasks) - 3  # all but the three resolver tasks
     assert all(c["image"] == "registry.example/fer:1" for c in containers)
     assert spec["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
+    # The container entry point imports each custom artifact type by its schema title.
+    titles = set(re.findall(r"title: ([\w.]+)", json.dumps(spec)))
+    custom = {t for t in titles if not t.startswith(("tfx.", "system."))}
+    assert custom == {"components.ImageIngestReport", "components.RunReport"}
+    for title in custom:
+        assert import_utils.import_class_by_path(title).TYPE_NAME == title
     assert "gs://b/fer" in json.dumps(spec) and "gs://b/serving/fer" in json.dumps(spec)
 
 

@@ -16,7 +16,8 @@ from components.image_example_gen import driver, executor
 class IngestReport(types.Artifact):
     """What ImageFolderExampleGen read: `summary.json` (counts) and `skipped.jsonl` (every skip)."""
 
-    TYPE_NAME = "fer.ImageIngestReport"  # namespaced: KFP v2 requires "ns.Name" for custom types
+    # KFP v2 takes "ns.Name" only, and its container entry point imports the class by it.
+    TYPE_NAME = "components.ImageIngestReport"
 
 
 class ImageFolderExampleGenSpec(ComponentSpec):

@@ -18,7 +18,8 @@ from components.run_report import executor
 class RunReportArtifact(types.Artifact):
     """A folder holding report.html, its PNG figures and model_card.md / .html."""
 
-    TYPE_NAME = "fer.RunReport"  # namespaced: KFP v2 requires "ns.Name" for custom types
+    # KFP v2 takes "ns.Name" only, and its container entry point imports the class by it.
+    TYPE_NAME = "components.RunReport"
 
 
 def _architecture_inputs() -> Dict[str, ChannelParameter]:
