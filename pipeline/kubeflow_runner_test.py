@@ -48,6 +48,20 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
     assert "gs://b/fer" in json.dumps(spec) and "gs://b/serving/fer" in json.dumps(spec)
 
 
+def test_the_kfp_client_reads_the_pipeline_spec_as_the_readme_writes_it(tmp_path):
+    import yaml
+    from kfp.client import client as kfp_client
+
+    job = _compile(tmp_path, "--profile", "cpu")
+    package = str(tmp_path / "fer-pipeline.yaml")
+    with open(package, "w") as f:
+        yaml.safe_dump(job["pipelineSpec"], f)
+    # What kfp.Client.create_recurring_run(pipeline_package_path=...) parses before sending.
+    doc = kfp_client._extract_pipeline_yaml(package)
+    assert "Trainer_vgg16" in doc.pipeline_spec.root.dag.tasks
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/root"
+
+
 def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
     spec = _compile(tmp_path, "--profile", "cpu")
     tasks = spec["pipelineSpec"]["root"]["dag"]["tasks"]

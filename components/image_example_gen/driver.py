@@ -9,7 +9,7 @@ another class folder, so this driver replaces it with spans.fingerprint.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from tfx.components.example_gen import driver as example_gen_driver
 from tfx.components.example_gen import utils as example_gen_utils
@@ -83,3 +83,21 @@ class ImageFolderDriver(example_gen_driver.FileBasedDriver):
         root = spans.data_root_of(input_base, resolved_pattern(exec_properties))
         exec_properties[FINGERPRINT_PROPERTY] = spans.fingerprint(root)
         return exec_properties
+
+
+def span_root_without_driver(exec_properties: Dict[str, Any]) -> Tuple[str, Optional[int]]:
+    """The folder to read and its span when no driver resolved them: TFX's Kubeflow V2 runner
+    runs drivers for its own file-based ExampleGens only. Same choice as the driver (the span
+    asked for, else the latest); no fingerprint (KFP caches by its own keys)."""
+    input_base = exec_properties[standard_component_specs.INPUT_BASE_KEY]
+    found = spans.list_spans(input_base)
+    asked = asked_span(exec_properties)
+    if not found:
+        if asked is not None:
+            raise NoSpanError(f"a span was asked for, but {input_base!r} has no "
+                              f"{spans.SPAN_FOLDER_PREFIX}<N> folders")
+        return input_base, None
+    span = found[-1] if asked is None else asked
+    if span not in found:
+        raise NoSpanError(f"span {span} asked for, but {input_base!r} has only spans {found}")
+    return spans.span_root(input_base, span), span

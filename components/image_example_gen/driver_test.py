@@ -89,3 +89,19 @@ def test_the_span_asked_for_is_a_static_range(tmp_path):
     assert driver.asked_span(gen.exec_properties) == 4
     assert component.ImageFolderExampleGen(
         input_base=str(tmp_path)).exec_properties.get(driver.RANGE_CONFIG_KEY) is None
+
+
+def test_without_a_driver_the_executor_makes_the_same_choice(tmp_path):
+    # TFX's Kubeflow V2 runner runs no driver for custom components.
+    for span in (1, 3):
+        image_folders.make_folders(str(tmp_path / f"span-{span}"), ["happy"], per_class=1)
+    props = component.ImageFolderExampleGen(input_base=str(tmp_path)).exec_properties
+    assert driver.span_root_without_driver(props) == (str(tmp_path / "span-3"), 3)
+    props = component.ImageFolderExampleGen(input_base=str(tmp_path), span=1).exec_properties
+    assert driver.span_root_without_driver(props) == (str(tmp_path / "span-1"), 1)
+    props = component.ImageFolderExampleGen(input_base=str(tmp_path), span=2).exec_properties
+    with pytest.raises(driver.NoSpanError, match="only spans \\[1, 3\\]"):
+        driver.span_root_without_driver(props)
+    flat = str(tmp_path / "span-1")
+    assert driver.span_root_without_driver(
+        component.ImageFolderExampleGen(input_base=flat).exec_properties) == (flat, None)

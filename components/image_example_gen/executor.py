@@ -149,8 +149,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         # The span folder the driver chose (spans.py), or the data root itself.
         root = exec_properties[INPUT_BASE_KEY]
-        if exec_properties.get(driver.INPUT_CONFIG_KEY):
-            root = spans.data_root_of(root, driver.resolved_pattern(exec_properties))
+        span = exec_properties.get(driver.SPAN_PROPERTY)
+        pattern = (driver.resolved_pattern(exec_properties)
+                   if exec_properties.get(driver.INPUT_CONFIG_KEY) else None)
+        if pattern and "{SPAN}" not in pattern:
+            root = spans.data_root_of(root, pattern)
+        elif pattern:  # no driver ran (Kubeflow V2): the same choice, made here
+            root, span = driver.span_root_without_driver(exec_properties)
         on_bad_image = exec_properties.get(ON_BAD_IMAGE_KEY) or contract.ON_BAD_IMAGE_FAIL
         if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
@@ -215,9 +220,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         for key in ("files_seen", "examples_total", "skipped_total", "bad_images"):
             report.set_int_custom_property(key, summary[key])
             examples.set_int_custom_property(key, summary[key])
-        span = exec_properties.get(driver.SPAN_PROPERTY)
         if span is not None:
             report.set_int_custom_property(driver.SPAN_PROPERTY, int(span))
+            examples.set_int_custom_property(driver.SPAN_PROPERTY, int(span))
         ingest_report.check(summary, layout, report.uri, on_bad_image, allow_missing)
         logging.info("ImageFolderExampleGen: %s", ingest_report.format_summary(summary))
 

@@ -28,6 +28,10 @@ def span_folder(span: int) -> str:
     return f"{SPAN_FOLDER_PREFIX}{span}"
 
 
+def span_root(root: str, span: int) -> str:
+    return posixpath.join(root, span_folder(span))
+
+
 def list_spans(root: str) -> List[int]:
     """The span numbers of the `span-<N>` folders directly under `root`, ascending."""
     if not tf.io.gfile.isdir(root):
