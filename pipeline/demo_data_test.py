@@ -35,6 +35,17 @@ def test_deterministic(tmp_path):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
 
 
+def test_rewriting_leaves_identical_files_untouched_so_the_cache_holds(tmp_path):
+    from components.image_example_gen import spans
+
+    demo_data.write_demo_dataset(str(tmp_path), {"train": 2, "eval": 1})
+    before = spans.fingerprint(str(tmp_path))
+    demo_data.write_demo_dataset(str(tmp_path), {"train": 2, "eval": 1})
+    assert spans.fingerprint(str(tmp_path)) == before
+    demo_data.write_demo_dataset(str(tmp_path), {"train": 2, "eval": 1}, seed=1)
+    assert spans.fingerprint(str(tmp_path)) != before
+
+
 def test_adding_a_class_leaves_the_others_unchanged(tmp_path):
     demo_data.write_demo_dataset(str(tmp_path / "six"), {"train": 2})
     demo_data.write_demo_dataset(str(tmp_path / "seven"), {"train": 2},

@@ -11,6 +11,7 @@ The data and training options are the local `fer-pipeline run`'s, with the same 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import Any, Optional, Sequence
@@ -22,6 +23,7 @@ from pipeline import pipeline as pipeline_lib
 
 # Where the Dockerfile puts the project inside the image.
 IMAGE_SCHEMA_DIR = "/app/schema"
+EXAMPLE_GEN_TASK = "ImageFolderExampleGen"
 
 
 def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file: str,
@@ -43,7 +45,21 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
         output_filename=os.path.basename(output_file),
     )
     runner.run(pipeline, write_out=True)
+    _never_cache_example_gen(output_file)
     return output_file
+
+
+def _never_cache_example_gen(spec_file: str) -> None:
+    """KFP caches a task by its inputs and parameters, and no driver fingerprints the files on
+    KFP (TFX runs drivers there for its own ExampleGens only): a cached ImageFolderExampleGen
+    would miss new or changed images. Its fresh output then gives every task after it new
+    inputs, so their caching stays safe."""
+    with open(spec_file) as f:
+        spec = json.load(f)
+    task = spec["pipelineSpec"]["root"]["dag"]["tasks"][EXAMPLE_GEN_TASK]
+    task["cachingOptions"] = {"enableCache": False}
+    with open(spec_file, "w") as f:
+        json.dump(spec, f, indent=2, sort_keys=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
