@@ -137,8 +137,8 @@ def _print_models(outputs) -> None:
         print(f"    {name:<10} precision {_fmt(m.get('precision'))}  "
               f"recall {_fmt(m.get('recall'))}  F1 {_fmt(m.get('f1'))}")
     if "Pusher" in outputs.nodes:
-        pushed = pusher_executor.pushed_destination(outputs["Pusher"].artifacts["pushed_model"][0])
-        print(f"  pushed: {pushed or 'nothing (no blessed winner)'}")
+        pushed = outputs["Pusher"].artifacts["pushed_model"][0]
+        print(f"  pushed: {pusher_executor.describe_push(pushed)}")
 
 
 EXIT_FAILED = 1      # a component failed (training error, ...)

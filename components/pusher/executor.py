@@ -38,6 +38,17 @@ def pushed_destination(pushed_model) -> Optional[str]:
     return properties[PUSHED_DESTINATION_PROPERTY].string_value
 
 
+def describe_push(pushed_model) -> str:
+    """The version directory pushed, or why nothing was (an ML Metadata PushedModel)."""
+    destination = pushed_destination(pushed_model)
+    if destination:
+        return destination
+    if ALREADY_SERVING_PROPERTY in pushed_model.custom_properties:
+        version = pushed_model.custom_properties[ALREADY_SERVING_PROPERTY].string_value
+        return f"nothing new (the winner is already serving as version {version})"
+    return "nothing (no blessed winner)"
+
+
 def tree_digest(path: str) -> str:
     """sha256 over every file's relative path and bytes below `path`."""
     digest = hashlib.sha256()

@@ -45,6 +45,11 @@ def test_pushed_destination_reads_what_the_pusher_recorded():
     not_pushed.custom_properties["pushed"].int_value = 0
     assert executor.pushed_destination(not_pushed) is None
     assert executor.pushed_destination(metadata_store_pb2.Artifact()) is None
+    assert executor.describe_push(pushed) == "/srv/fer/17"
+    assert executor.describe_push(not_pushed) == "nothing (no blessed winner)"
+    not_pushed.custom_properties[executor.ALREADY_SERVING_PROPERTY].string_value = "17"
+    assert executor.describe_push(not_pushed) == \
+        "nothing new (the winner is already serving as version 17)"
 
 
 def test_the_model_already_serving_is_recognised_and_only_it(tmp_path):
