@@ -119,28 +119,9 @@ def create_pipeline(
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"])
     validation_gate = SchemaValidationGate(anomalies=example_validator.outputs["anomalies"])
-    # Drift: this run's statistics against the latest data a run went on to train on.
-    all_statistics = tfx.dsl.Channel(
-        type=tfx.types.standard_artifacts.ExampleStatistics,
-        producer_component_id=statistics_gen.id, output_key="statistics")
-    if kfp_v2_resolvers:
-        drift_baseline = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
-            **{resolvers.STATISTICS_KEY: all_statistics}).with_id("LatestStatistics")
-        example_gen.add_upstream_node(drift_baseline)  # earlier runs' only
-    else:
-        drift_baseline = tfx.dsl.Resolver(
-            strategy_class=resolvers.TrainedOnStatisticsStrategy,
-            **{resolvers.STATISTICS_KEY: all_statistics,
-               resolvers.EXAMPLES_KEY: example_gen.outputs["examples"]},
-        ).with_id("TrainedOnStatistics")
-        drift_baseline.add_upstream_node(statistics_gen)
-    distribution_validator = DistributionValidator(
-        statistics=statistics_gen.outputs["statistics"],
-        baseline_statistics=drift_baseline.outputs[resolvers.STATISTICS_KEY],
-        config=read_drift_config(drift_config_dir or schema_dir))
-    drift_gate = DriftGate(anomalies=distribution_validator.outputs["anomalies"],
-                           accept_drift=int(accept_drift))
+    drift_check = _drift_check(example_gen, statistics_gen,
+                               read_drift_config(drift_config_dir or schema_dir), accept_drift,
+                               kfp_v2_resolvers)
     transform = tfx.components.Transform(
         examples=example_gen.outputs["examples"],
         schema=schema_gen.outputs["schema"],
@@ -153,20 +134,13 @@ def create_pipeline(
     )
     # Transform reads examples directly; these edges make it wait for clean validations.
     transform.add_upstream_node(validation_gate)
-    transform.add_upstream_node(drift_gate)
+    transform.add_upstream_node(drift_check[-1])
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
-                  drift_baseline, distribution_validator, drift_gate, transform]
+                  *drift_check, transform]
     report_models: Mapping[str, Any] = {}  # what the report shows beside the data
 
     if training:
-        if kfp_v2_resolvers:
-            baseline = tfx.dsl.Resolver(
-                strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
-                model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
-                model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
-            ).with_id("LatestBlessedModel")
-        else:
-            baseline = _latest_pushed_model().with_id("ServingModel")
+        baseline = _serving_model(kfp_v2_resolvers)
         components.append(baseline)
         eval_config = evaluation.eval_config(label_names, min_accuracy, selection_metric,
                                              change_tolerance)
@@ -253,6 +227,43 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),
     )
+
+
+def _drift_check(example_gen, statistics_gen, config, accept_drift: bool,
+                 kfp_v2_resolvers: bool) -> List[Any]:
+    """[baseline resolver, DistributionValidator, DriftGate]: this run's statistics against those
+    of the latest data a run went on to train on; the gate is last."""
+    all_statistics = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.ExampleStatistics,
+        producer_component_id=statistics_gen.id, output_key="statistics")
+    if kfp_v2_resolvers:
+        baseline = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy,
+            **{resolvers.STATISTICS_KEY: all_statistics}).with_id("LatestStatistics")
+        example_gen.add_upstream_node(baseline)  # earlier runs' statistics only
+    else:
+        baseline = tfx.dsl.Resolver(
+            strategy_class=resolvers.TrainedOnStatisticsStrategy,
+            **{resolvers.STATISTICS_KEY: all_statistics,
+               resolvers.EXAMPLES_KEY: example_gen.outputs["examples"]},
+        ).with_id("TrainedOnStatistics")
+        baseline.add_upstream_node(statistics_gen)  # this run's statistics exist by then
+    validator = DistributionValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=baseline.outputs[resolvers.STATISTICS_KEY], config=config)
+    gate = DriftGate(anomalies=validator.outputs["anomalies"], accept_drift=int(accept_drift))
+    return [baseline, validator, gate]
+
+
+def _serving_model(kfp_v2_resolvers: bool) -> tfx.dsl.Resolver:
+    """The Evaluators' baseline: the model serving now (on KFP v2: the latest blessed one)."""
+    if kfp_v2_resolvers:
+        return tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+            model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+            model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        ).with_id("LatestBlessedModel")
+    return _latest_pushed_model().with_id("ServingModel")
 
 
 def _latest_pushed_model(architecture: Optional[str] = None,

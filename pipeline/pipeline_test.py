@@ -54,3 +54,23 @@ def test_one_training_mapping_per_architecture_builds_its_branch():
     assert "Trainer_vgg16" not in {c.id for c in data_half.components}
     report = next(c for c in data_half.components if c.id == "RunReport")  # data only
     assert not any(key.endswith(("_model_run", "_evaluation")) for key in report.inputs)
+
+
+def test_retraining_wiring_warm_start_serving_baseline_and_the_drift_gate():
+    def nodes(**kwargs):
+        return {c.id: c for c in create(training={"vgg16": {}}, enable_tuning=False,
+                                        serving_dir="/srv", **kwargs).components}
+
+    graph = nodes()
+    trainer, evaluator = graph["Trainer_vgg16"], graph["Evaluator_vgg16"]
+    assert trainer.inputs["base_model"].producer_component_id == "WarmStart_vgg16"
+    assert evaluator.inputs["baseline_model"].producer_component_id == "ServingModel"
+    # Transform waits for both gates.
+    upstream = {n.id for n in graph["Transform"].upstream_nodes}
+    assert {"SchemaValidationGate", "DriftGate"} <= upstream
+    assert "TrainedOnStatistics" in {n.id for n in graph["DistributionValidator"].upstream_nodes}
+    assert graph["DriftGate"].exec_properties["accept_drift"] == 0
+    assert nodes(accept_drift=True)["DriftGate"].exec_properties["accept_drift"] == 1
+    cold = nodes(warm_start=False)
+    assert "WarmStart_vgg16" not in cold and "base_model" not in cold["Trainer_vgg16"].inputs
+    assert create(span=3).components[0].exec_properties["range_config"]  # a static range
