@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 IMAGE_XF = contract.transformed_name(contract.IMAGE_KEY)
 LABEL_XF = contract.transformed_name(contract.LABEL_KEY)
 NODES = ("ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
-         "SchemaValidationGate", "Transform", "RunReport")
+         "SchemaValidationGate", "TrainedOnStatistics", "DistributionValidator", "DriftGate",
+         "Transform", "RunReport")
 
 
 def read_transformed(transform_node, split):
