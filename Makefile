@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap run serve lint test test-slow bench bench-train bench-serving lock clean
+.PHONY: bootstrap run serve lint test test-retraining test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
 	@VENV=$(VENV) scripts/bootstrap.sh
@@ -23,6 +23,10 @@ lint: bootstrap
 ## Lint, then unit tests + one end-to-end run of the data half on tiny generated data.
 test: bootstrap lint
 	$(PY) -m pytest $(ARGS)
+
+## The scheduled-retraining sequence end to end on generated spans (about 10 minutes).
+test-retraining: bootstrap
+	$(PY) -m pytest -m retraining $(ARGS)
 
 ## Long runs on the full FER2013 archives in ../shared (skipped when absent).
 test-slow: bootstrap

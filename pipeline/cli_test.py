@@ -1,9 +1,14 @@
 """CLI parsing and the demo-data command (the `run` command is covered end to end in tests/)."""
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 
 from components import contract
 from components.models import training_config
-from pipeline import cli, cli_options, configs
+from pipeline import cli, cli_options, configs, local_outputs
 
 
 def test_help_lists_the_commands(capfd):
@@ -108,3 +113,26 @@ def test_bad_pipeline_arguments_are_reported_without_traceback(tmp_path, capfd):
                    "--min-accuracy", "1.5"])
     assert rc == 2
     assert "ERROR (PipelineArgumentError)" in capfd.readouterr().err
+
+
+def test_a_second_retrain_exits_at_once_naming_the_lock(tmp_path):
+    import socket
+
+    out = str(tmp_path / "out")
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        lock = local_outputs.OutputLayout(out).lock_path
+        os.makedirs(os.path.dirname(lock))
+        with open(lock, "w") as f:
+            json.dump({"pid": holder.pid, "host": socket.gethostname(), "started": "then"}, f)
+        done = subprocess.run(
+            [sys.executable, "-m", "pipeline.cli", "retrain", "--data-root",
+             str(tmp_path / "no-data"), "--output-dir", out], capture_output=True, text=True,
+            timeout=120, cwd=configs.PROJECT_ROOT)
+        assert done.returncode == cli.EXIT_LOCKED
+        assert done.stderr.strip() == (f"ERROR (locked): another run holds the lock {lock} "
+                                       f"(pid {holder.pid} on {socket.gethostname()}, "
+                                       "since then)")
+    finally:
+        holder.kill()
+        holder.wait()

@@ -13,7 +13,6 @@ import csv
 import glob
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,7 +24,8 @@ from components import contract, resolvers
 from components.models import trainer_base, warm_start
 from pipeline import cli, configs, demo_data, local_outputs, run_summary
 
-pytestmark = pytest.mark.e2e
+# About 10 minutes on 2 cores: `make test-retraining` (CI runs it after `make test`).
+pytestmark = [pytest.mark.e2e, pytest.mark.retraining]
 
 ARCH = "vgg16"
 EPOCHS, WARM_EPOCHS = 12, 5
@@ -205,25 +205,3 @@ def test_shifted_labels_stop_at_the_drift_check_before_transform(sequence):
     assert "Transform" not in outputs.nodes                 # never started
     anomalies = outputs["DistributionValidator"].uri("anomalies")
     assert anomalies in line
-
-
-def test_a_second_retrain_exits_at_once_naming_the_lock(tmp_path):
-    import socket
-
-    out = str(tmp_path / "out")
-    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        lock = local_outputs.OutputLayout(out).lock_path
-        os.makedirs(os.path.dirname(lock))
-        with open(lock, "w") as f:
-            json.dump({"pid": holder.pid, "host": socket.gethostname(), "started": "then"}, f)
-        done = subprocess.run(_command(str(tmp_path / "no-data"), out), capture_output=True,
-                              text=True, timeout=120, cwd=configs.PROJECT_ROOT)
-        assert done.returncode == cli.EXIT_LOCKED
-        assert done.stderr.strip() == (f"ERROR (locked): another run holds the lock {lock} "
-                                       f"(pid {holder.pid} on {socket.gethostname()}, "
-                                       "since then)")
-    finally:
-        holder.kill()
-        holder.wait()
-    shutil.rmtree(out)
