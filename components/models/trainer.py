@@ -207,11 +207,13 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                  dict(zip(config.label_names, counts, strict=True)), hparams, replicas)
 
     image_shape = trainer_base.image_shape(tf_transform_output)
+    # A warm start keeps the base model's head: the weights fix its shape.
+    hparams.update(warm_start.base_shape_hyperparameters(fn_args.base_model))
     with strategy.scope():
         model = build_model(config, hparams, image_shape, replicas)
         # From the last pushed model of this architecture when there is one (the pipeline's
         # base_model); the restarted run of a killed Trainer restores its own epochs on top.
-        start = warm_start.load(model, config, image_shape, fn_args.base_model)
+        start = warm_start.load(model, config, image_shape, hparams, fn_args.base_model)
     if start["warm"]:
         config = dataclasses.replace(config, epochs=config.warm_start_epochs or config.epochs)
         # The per-epoch schedule below starts from this rate.
@@ -264,7 +266,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     trainer_base.write_training_summary(fn_args.model_run_dir, summary)
-    warm_start.save(model, config, image_shape, fn_args.serving_model_dir)
+    warm_start.save(model, config, image_shape, hparams, fn_args.serving_model_dir)
     trainer_base.export_model(classifier(model), tf_transform_output, config.label_names,
                               fn_args.serving_model_dir, config.test_time_augmentation,
                               config.tta_shift)

@@ -13,7 +13,7 @@ import json
 import os
 import posixpath
 import tempfile
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -25,11 +25,14 @@ WEIGHTS_FILE = "model.weights.h5"   # Keras 3 wants this suffix
 SPEC_FILE = "network.json"          # what the weights fit, and their digest
 
 
-def network_spec(config: TrainConfig, image_shape: Sequence[int]) -> Dict[str, Any]:
-    """What must match for weights to load into a freshly built training model."""
+def network_spec(config: TrainConfig, image_shape: Sequence[int],
+                 hparams: Mapping[str, Any]) -> Dict[str, Any]:
+    """What must match for weights to load into a freshly built training model (the head's
+    width is a tuned hyperparameter)."""
     return {"architecture": config.architecture, "variant": config.variant,
             "width": config.width, "image_shape": [int(d) for d in image_shape],
             "label_names": list(config.label_names),
+            "head_units": int(hparams["head_units"]),
             "augment_in_model": bool(config.augment and config.augment_in_model)}
 
 
@@ -47,11 +50,12 @@ def _weights_dir(serving_model_dir: str) -> str:
 
 
 def save(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
-         serving_model_dir: str) -> Dict[str, Any]:
+         hparams: Mapping[str, Any], serving_model_dir: str) -> Dict[str, Any]:
     """Writes the weights and their network spec beside `serving_model_dir`; returns the spec."""
     target = _weights_dir(serving_model_dir)
     tf.io.gfile.makedirs(target)
-    spec = {**network_spec(config, image_shape), "weights_sha256": weights_digest(model)}
+    spec = {**network_spec(config, image_shape, hparams),
+            "weights_sha256": weights_digest(model)}
     with tempfile.TemporaryDirectory() as tmp:  # h5py writes local files only
         local = os.path.join(tmp, WEIGHTS_FILE)
         model.save_weights(local)
@@ -69,10 +73,21 @@ def read_spec(serving_model_dir: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
+SHAPE_HYPERPARAMETERS = ("head_units",)  # hyperparameters that fix weight shapes
+
+
+def base_shape_hyperparameters(base_model: Optional[str]) -> Dict[str, Any]:
+    """The base model's shape-fixing hyperparameters, for the Trainer to build the same head
+    (a Tuner searching afresh may have chosen another); {} without a base model."""
+    spec = read_spec(base_model) if base_model else None
+    return {k: spec[k] for k in SHAPE_HYPERPARAMETERS if spec and k in spec}
+
+
 def load(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
-         base_model: Optional[str]) -> Dict[str, Any]:
+         hparams: Mapping[str, Any], base_model: Optional[str]) -> Dict[str, Any]:
     """Loads `base_model`'s weights into `model` when they fit. Returns what happened:
-    {"warm": bool, "base_model": path or None, "reason": why not, or "" when warm}."""
+    {"warm": bool, "base_model": path or None, "reason": why not, or "" when warm}. A load
+    that fails anyway leaves `model` as it was built."""
     if not base_model:
         return {"warm": False, "base_model": None, "reason": "no pushed model of this "
                 "architecture yet"}
@@ -80,14 +95,20 @@ def load(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
     if spec is None:
         return {"warm": False, "base_model": base_model,
                 "reason": f"the base model has no {WEIGHTS_DIR}/{SPEC_FILE}"}
-    wanted = network_spec(config, image_shape)
+    wanted = network_spec(config, image_shape, hparams)
     differs = sorted(k for k in wanted if spec.get(k) != wanted[k])
     if differs:
         return {"warm": False, "base_model": base_model,
                 "reason": "the base model is another network: " + ", ".join(
                     f"{k} {spec.get(k)!r} != {wanted[k]!r}" for k in differs)}
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, WEIGHTS_FILE)
-        tf.io.gfile.copy(posixpath.join(_weights_dir(base_model), WEIGHTS_FILE), local)
-        model.load_weights(local)
+    initial = model.get_weights()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, WEIGHTS_FILE)
+            tf.io.gfile.copy(posixpath.join(_weights_dir(base_model), WEIGHTS_FILE), local)
+            model.load_weights(local)
+    except (ValueError, OSError, tf.errors.OpError) as e:
+        model.set_weights(initial)  # a failed load may have assigned some layers already
+        return {"warm": False, "base_model": base_model,
+                "reason": f"its weights did not load: {str(e).splitlines()[0][:300]}"}
     return {"warm": True, "base_model": base_model, "reason": ""}
