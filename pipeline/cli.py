@@ -206,14 +206,12 @@ def _run(args: argparse.Namespace, console: console_lib.Console,
     from pipeline import demo_data, local_runner
 
     def error(e: Exception, rc: int, where: str = ""):
-        message = str(e)
         if one_line_errors:
-            lines = [line.strip() for line in message.splitlines() if line.strip()]
-            message = "".join(line + ("" if i == len(lines) - 1 else " " if line.endswith(":")
-                                      else "; ") for i, line in enumerate(lines))
             where = where or (f"; log: {console.log_path}" if console.log_path else "")
-        print(f"{'' if one_line_errors else chr(10)}ERROR ({type(e).__name__}): {message}{where}",
-              file=console.err)
+            print(f"ERROR ({type(e).__name__}): {console_lib.one_line(str(e))}{where}",
+                  file=console.err)
+        else:
+            print(f"\nERROR ({type(e).__name__}): {e}{where}", file=console.err)
         return rc, None
 
     data_root = args.data_root

@@ -22,6 +22,14 @@ from components import contract
 _COMPONENT_EVENT = re.compile(r"^Component (\S+) is (running|finished)\.$")  # TFX's local runner
 
 
+def one_line(text: str) -> str:
+    """A multi-line message as one line (for cron mail and log scrapers): lines joined by
+    "; ", or by a space after a line that ends with a colon."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "".join(line + ("" if i == len(lines) - 1 else " " if line.endswith(":") else "; ")
+                   for i, line in enumerate(lines))
+
+
 def format_seconds(seconds: float) -> str:
     """42 s, 3.1 min."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"

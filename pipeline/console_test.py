@@ -67,3 +67,10 @@ def test_component_lines_carry_the_wall_time(tmp_path):
 def test_format_seconds():
     assert console_lib.format_seconds(42.4) == "42 s"
     assert console_lib.format_seconds(150) == "2.5 min"
+
+
+def test_one_line_joins_a_message_for_cron():
+    assert console_lib.one_line("drifted (see x):\n  a: 0.2\n  b: 0.3\nAnomalies: /p\n") == \
+        "drifted (see x): a: 0.2; b: 0.3; Anomalies: /p"
+    assert console_lib.one_line("single") == "single"
+    assert console_lib.one_line("") == ""
