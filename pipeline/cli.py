@@ -51,14 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = sub.add_parser(
         "retrain", help="one scheduled retraining run: safe to call from cron",
         formatter_class=cli_options.HelpFormatter,
-        description="Run the pipeline on the latest span of DATA_ROOT (README, 'Scheduled "
-                    "retraining'). One run at a time (a lock file); everything goes to a log "
-                    "file under OUTPUT_DIR/logs; stdout gets one line: span, winner and its "
-                    "metric against the serving model's, pushed version or why not. Exit "
-                    f"status: 0 the run finished (pushed or rightly not), {EXIT_BAD_INPUT} bad "
-                    f"data or options (missing data, validation, drift), {EXIT_FAILED} a "
-                    f"component failed (e.g. training), {EXIT_LOCKED} another run holds the "
-                    "lock; the reason is one line on stderr.")
+        description="Run the pipeline on the latest span of DATA_ROOT (README, 'Scheduled\n"
+                    "retraining'). One run at a time (a lock file); everything goes to a log\n"
+                    "file under OUTPUT_DIR/logs; stdout gets one line: span, winner and its\n"
+                    "metric against the serving model's, pushed version or why not.\n\n"
+                    "Exit status: 0 the run finished (pushed or rightly not); "
+                    f"{EXIT_BAD_INPUT} bad data or\n"
+                    "options (missing data, validation, drift); "
+                    f"{EXIT_FAILED} a component failed (e.g.\n"
+                    f"training); {EXIT_LOCKED} another run holds the lock. "
+                    "The reason: one line on stderr.")
     retrain.add_argument("--data-root", required=True,
                          help="image folders: DATA_ROOT/span-<N>/<split>/<class>/<image>, or "
                               "DATA_ROOT/<split>/<class>/<image>")
