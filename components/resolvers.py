@@ -6,6 +6,8 @@
   architecture, the Trainer's warm start.
 - TrainedOnStatisticsStrategy: the statistics of the latest earlier data that a run went on to
   train on (its Transform completed), the baseline of the drift check.
+- SpanWindowStrategy: this run's Examples plus those of the spans before it that earlier runs
+  accepted, the rolling window that Transform and the Trainers read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Dict, List, Optional
 import ml_metadata as mlmd
 from tfx import types
 from tfx.dsl.components.common import resolver
+from tfx.dsl.input_resolution.ops import ops_utils
 
 PUSHED_PROPERTY = "pushed"                # set by TFX's Pusher executor
 PUSHED_MODEL_ID_PROPERTY = "model_id"     # set by components/pusher/executor.py
@@ -24,6 +27,7 @@ EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
 PUSHED_MODEL_KEY = "pushed_model"
 STATISTICS_KEY = "statistics"
+CURRENT_EXAMPLES_KEY = "current_examples"
 TRANSFORM_TYPE_SUFFIX = ".Transform"
 PIPELINE_RUN_CONTEXT_TYPE = "pipeline_run"
 _DONE_STATES = (mlmd.proto.Execution.COMPLETE, mlmd.proto.Execution.CACHED)
@@ -142,3 +146,45 @@ class TrainedOnStatisticsStrategy(resolver.ResolverStrategy):
                              "must run after StatisticsGen")
         return {STATISTICS_KEY: [trained_on_statistics(store, statistics, current)],
                 EXAMPLES_KEY: []}
+
+
+def span_window(current: types.Artifact, earlier: List[types.Artifact], num_spans: int,
+                accepted) -> List[types.Artifact]:
+    """`current`, then the latest version of each of the `num_spans` - 1 latest spans below its
+    span among `earlier` artifacts for which `accepted(artifact)` holds, newest span first.
+
+    Span and version semantics are TFX's rolling range (ops_utils.filter_artifacts_by_span: the
+    latest version of a span, ties broken by creation time and id). Spans below the current one
+    only: a re-run of an older span (`--span N`) reads spans up to N.
+    """
+    if num_spans < 1:
+        raise ValueError(f"num_spans must be at least 1, got {num_spans}")
+    below = [a for a in earlier if a.span < current.span and a.id != current.id]
+    window = ops_utils.filter_artifacts_by_span(
+        [a for a in below if accepted(a)], span_descending=True, n=num_spans - 1) \
+        if num_spans > 1 and below else []
+    return [current, *sorted(window, key=lambda a: a.span, reverse=True)]
+
+
+class SpanWindowStrategy(resolver.ResolverStrategy):
+    """Resolves `examples` to the rolling window of the last `num_spans` spans (span_window).
+
+    Inputs: `examples`, every ImageFolderExampleGen output of the pipeline, and
+    `current_examples`, this run's; the resolver runs after this run's ExampleGen. An earlier
+    span counts only if a run went on to Transform with it: data that a run stopped (invalid,
+    drifted) is never trained on by a later run either.
+    """
+
+    def __init__(self, num_spans: int):
+        self._num_spans = int(num_spans)
+
+    def resolve_artifacts(self, store: mlmd.MetadataStore,
+                          input_dict: Dict[str, List[types.Artifact]]
+                          ) -> Optional[Dict[str, List[types.Artifact]]]:
+        current = input_dict[CURRENT_EXAMPLES_KEY]
+        if len(current) != 1:
+            raise ValueError(f"expected this run's one Examples artifact, got {len(current)}: "
+                             "the span window resolver must run after ImageFolderExampleGen")
+        window = span_window(current[0], input_dict[EXAMPLES_KEY], self._num_spans,
+                             lambda a: went_on_to_transform(store, a))
+        return {EXAMPLES_KEY: window, CURRENT_EXAMPLES_KEY: []}

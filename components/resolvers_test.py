@@ -1,4 +1,5 @@
 """Which model is serving: the latest push that happened, per architecture when asked."""
+import pytest
 from tfx.types import standard_artifacts
 
 from components import resolvers
@@ -30,3 +31,31 @@ def test_the_latest_push_that_happened_wins_not_the_latest_model():
     assert resolvers.latest_pushed_model(models[:1], pushes).id == 1
     assert resolvers.latest_pushed_model(models, [_push(12, 3, False)]) is None
     assert resolvers.latest_pushed_model([], []) is None
+
+
+def _examples(id_, span, create_time=0):
+    examples = standard_artifacts.Examples()
+    examples.id = id_
+    examples.span = span
+    examples.mlmd_artifact.create_time_since_epoch = create_time or id_
+    return examples
+
+
+def test_span_window_is_this_runs_examples_and_the_latest_accepted_version_of_earlier_spans():
+    current = _examples(20, span=4)
+    earlier = [_examples(1, 1), _examples(2, 2), _examples(3, 2),   # span 2 re-ingested: id 3
+               _examples(4, 3),                                       # span 3: stopped (drift)
+               _examples(5, 5),                                       # a later span (--span 4)
+               _examples(6, 4)]                                       # span 4's earlier version
+    stopped = {4}
+
+    def window(k):
+        return [a.id for a in resolvers.span_window(current, earlier, k,
+                                                    lambda a: a.id not in stopped)]
+
+    assert window(1) == [20]
+    assert window(2) == [20, 3]          # span 3 was never trained on: span 2 is the one before
+    assert window(3) == [20, 3, 1]
+    assert window(10) == [20, 3, 1]
+    with pytest.raises(ValueError, match="num_spans must be at least 1"):
+        window(0)

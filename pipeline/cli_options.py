@@ -143,6 +143,10 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     retrain = parser.add_argument_group("retraining")
     retrain.add_argument("--span", type=int,
                          help="with DATA_ROOT/span-<N>/ folders, read span N (default: latest)")
+    retrain.add_argument("--window-spans", type=int, default=1, metavar="K",
+                         help="train on the span read and the K-1 spans before it that earlier "
+                              "runs trained on (default 1: that span alone); the Evaluators "
+                              "read the span read alone")
     retrain.add_argument("--accept-drift", action="store_true",
                          help="train even if the data drifted past schema/drift_config.pbtxt's "
                               "thresholds (the drift is still reported)")
@@ -173,8 +177,8 @@ def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation_fraction",
               "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
               "image_size", "channels", "architectures", "weights", "min_accuracy",
-              "serving_dir", "change_tolerance", "span", "accept_drift", "warm_start",
-              "enable_cache", "beam_args")
+              "serving_dir", "change_tolerance", "span", "window_spans", "accept_drift",
+              "warm_start", "enable_cache", "beam_args")
 
 
 def run_options(args: argparse.Namespace) -> Dict[str, Any]:

@@ -195,6 +195,7 @@ class RunOptions:
     change_tolerance: float = 0.0         # how much worse than the serving model still pushes
     # Retraining
     span: Optional[int] = None            # None: the latest span-<N> folder (if any)
+    window_spans: int = 1                 # train on this span and the ones before it
     accept_drift: bool = False
     warm_start: bool = True
     # Orchestration
@@ -254,6 +255,7 @@ def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
         serving_dir=options.serving_dir,
         change_tolerance=options.change_tolerance,
         span=options.span,
+        window_spans=options.window_spans,
         accept_drift=options.accept_drift,
         warm_start=options.warm_start,
         enable_cache=options.enable_cache,

@@ -56,6 +56,7 @@ def create_pipeline(
     serving_dir: Optional[str] = None,
     model_name: str = contract.MODEL_NAME,
     span: Optional[int] = None,
+    window_spans: int = 1,
     accept_drift: bool = False,
     warm_start: bool = True,
     change_tolerance: float = 0.0,
@@ -79,7 +80,9 @@ def create_pipeline(
     no `valid` split of the user's own), they validate on `eval`.
 
     Retraining (README, "Scheduled retraining"): with `span-<N>` folders under `data_root` the
-    latest span is read (or `span`). Caching is on: ImageFolderExampleGen's cache key includes
+    latest span is read (or `span`); Transform and the Trainers read it together with the
+    `window_spans` - 1 spans before it that earlier runs trained on (the Evaluators and the data
+    checks read this span alone). Caching is on: ImageFolderExampleGen's cache key includes
     the fingerprint of its files, so unchanged data reuses every finished component and one
     changed image re-runs from ExampleGen. The drift check compares this run's statistics with
     those of the latest data a run trained on, with the thresholds in drift_config.pbtxt (read
@@ -92,14 +95,15 @@ def create_pipeline(
     `kfp_v2_resolvers`: TFX's Kubeflow V2 compiler only compiles its LatestArtifactStrategy and
     LatestBlessedModelStrategy, while the strategies above read ML Metadata lineage. With it, the
     drift baseline is the latest earlier statistics, the Evaluator's baseline the latest blessed
-    candidate, and there is no warm start (README, "Kubeflow").
+    candidate, there is no warm start, and `window_spans` must be 1 (README, "Kubeflow").
     """
     training = dict(training or {})
     label_names = check_arguments(
         classes=classes, exclude_classes=exclude_classes, image_size=image_size,
         channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
         training=training, min_accuracy=min_accuracy, selection_metric=selection_metric,
-        change_tolerance=change_tolerance)
+        change_tolerance=change_tolerance, window_spans=window_spans,
+        kfp_v2_resolvers=kfp_v2_resolvers)
 
     example_gen = ImageFolderExampleGen(
         input_base=data_root,
@@ -122,8 +126,10 @@ def create_pipeline(
     drift_check = _drift_check(example_gen, statistics_gen,
                                read_drift_config(drift_config_dir or schema_dir), accept_drift,
                                kfp_v2_resolvers)
+    window = _span_window(example_gen, window_spans)
     transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
+        examples=window.outputs[resolvers.EXAMPLES_KEY] if window else example_gen.outputs[
+            "examples"],
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={
@@ -136,7 +142,7 @@ def create_pipeline(
     transform.add_upstream_node(validation_gate)
     transform.add_upstream_node(drift_check[-1])
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
-                  *drift_check, transform]
+                  *drift_check, *([window] if window else []), transform]
     report_models: Mapping[str, Any] = {}  # what the report shows beside the data
 
     if training:
@@ -255,6 +261,23 @@ def _drift_check(example_gen, statistics_gen, config, accept_drift: bool,
     return [baseline, validator, gate]
 
 
+def _span_window(example_gen, window_spans: int) -> Optional[tfx.dsl.Resolver]:
+    """The examples Transform reads: None (this run's) for a window of one span, else a
+    resolver of this run's examples and those of the spans before it (resolvers.
+    SpanWindowStrategy)."""
+    if window_spans == 1:
+        return None
+    window = tfx.dsl.Resolver(
+        strategy_class=resolvers.SpanWindowStrategy,
+        config={"num_spans": window_spans},
+        **{resolvers.EXAMPLES_KEY: tfx.dsl.Channel(
+               type=tfx.types.standard_artifacts.Examples,
+               producer_component_id=example_gen.id, output_key="examples"),
+           resolvers.CURRENT_EXAMPLES_KEY: example_gen.outputs["examples"]},
+    ).with_id("SpanWindow")
+    return window
+
+
 def _serving_model(kfp_v2_resolvers: bool) -> tfx.dsl.Resolver:
     """The Evaluators' baseline: the model serving now (on KFP v2: the latest blessed one)."""
     if kfp_v2_resolvers:
@@ -288,7 +311,8 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
                     image_size: int, channels: int, validation_fraction: float,
                     on_bad_image: str, training: Mapping[str, Mapping[str, Any]],
                     min_accuracy: float, selection_metric: str,
-                    change_tolerance: float = 0.0) -> List[str]:
+                    change_tolerance: float = 0.0, window_spans: int = 1,
+                    kfp_v2_resolvers: bool = False) -> List[str]:
     """Raises configs.PipelineArgumentError naming every bad argument; returns the class names
     by label id (empty when nothing is trained)."""
     problems = []
@@ -326,6 +350,11 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
         problems.append(f"min_accuracy must be in [0, 1], got {min_accuracy}")
     if not 0.0 <= change_tolerance < 1.0:
         problems.append(f"change_tolerance must be in [0, 1), got {change_tolerance}")
+    if not (isinstance(window_spans, int) and window_spans >= 1):
+        problems.append(f"window_spans must be a positive integer, got {window_spans!r}")
+    elif window_spans > 1 and kfp_v2_resolvers:
+        problems.append(f"window_spans {window_spans}: a window of spans reads ML Metadata "
+                        "lineage, which TFX's Kubeflow V2 compiler cannot compile; use 1")
     if selection_metric not in SELECTION_METRICS:
         problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
                         f"got {selection_metric!r}")

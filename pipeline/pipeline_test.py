@@ -74,3 +74,28 @@ def test_retraining_wiring_warm_start_serving_baseline_and_the_drift_gate():
     cold = nodes(warm_start=False)
     assert "WarmStart_vgg16" not in cold and "base_model" not in cold["Trainer_vgg16"].inputs
     assert create(span=3).components[0].exec_properties["range_config"]  # a static range
+
+
+def test_a_window_of_spans_feeds_transform_and_the_evaluators_read_this_span():
+    def nodes(**kwargs):
+        return {c.id: c for c in create(training={"vgg16": {}}, enable_tuning=False,
+                                        **kwargs).components}
+
+    one = nodes()
+    assert "SpanWindow" not in one
+    assert one["Transform"].inputs["examples"].producer_component_id == "ImageFolderExampleGen"
+    graph = nodes(window_spans=3)
+    window = graph["SpanWindow"]
+    assert window.exec_properties["source_uri"] == {"num_spans": 3}  # the strategy config
+    assert graph["Transform"].inputs["examples"].producer_component_id == "SpanWindow"
+    evaluator_examples = graph["Evaluator_vgg16"].inputs["examples"]
+    assert evaluator_examples.producer_component_id == "ImageFolderExampleGen"
+    assert graph["StatisticsGen"].inputs["examples"].producer_component_id == \
+        "ImageFolderExampleGen"
+
+
+def test_window_spans_is_checked(no_components):
+    with pytest.raises(configs.PipelineArgumentError, match="window_spans must be a positive"):
+        create(window_spans=0)
+    with pytest.raises(configs.PipelineArgumentError, match="Kubeflow V2 compiler"):
+        create(window_spans=2, kfp_v2_resolvers=True)

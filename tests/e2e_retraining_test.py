@@ -3,7 +3,8 @@
 One output folder, one sequence, as cron would drive it:
   span 1         trains, pushes
   span 1 again   every component up to the Trainer reused from the cache, nothing new pushed
-  span 2         same distribution: killed during training, restarted: finished components
+  span 2         same distribution, a window of two spans (Transform and the Trainer read
+                 spans 2 and 1): killed during training, restarted: finished components
                  reused, the Trainer resumes its epochs, warm-started from the pushed model; it
                  is pushed only if not worse than the serving model
   span 2, worse  an untrained cold candidate: nothing pushed, exit 0
@@ -21,6 +22,8 @@ import time
 import pytest
 
 from components import contract, resolvers
+from components.image_example_gen import executor as example_gen_executor
+from components.image_example_gen import ingest_report
 from components.models import trainer_base, warm_start
 from pipeline import cli, configs, demo_data, local_outputs, run_summary
 
@@ -91,7 +94,8 @@ def sequence(tmp_path_factory):
     backup_logs = os.path.join(local_outputs.OutputLayout(out).pipeline_root,
                                f"Trainer_{ARCH}", "training_backup", "*",
                                trainer_base.TRAINING_LOG)
-    proc = subprocess.Popen(_command(data, out), cwd=configs.PROJECT_ROOT,
+    window = ("--window-spans", "2")
+    proc = subprocess.Popen(_command(data, out, *window), cwd=configs.PROJECT_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 900
     while time.time() < deadline and proc.poll() is None:
@@ -104,7 +108,7 @@ def sequence(tmp_path_factory):
     proc.wait()
     steps["killed_versions"] = _serving_versions(out)
     steps["killed_run"] = _latest(out)
-    steps["span2"] = _retrain(data, out)
+    steps["span2"] = _retrain(data, out, *window)
 
     # A deliberately worse candidate on the same data: untrained, from scratch, and no value
     # threshold: only the comparison with the serving model can refuse it.
@@ -165,6 +169,12 @@ def test_killed_run_resumes_warm_started_and_pushes_only_if_not_worse(sequence):
     assert epochs == list(range(WARM_EPOCHS)), epochs
     summary = _summary(outputs)
     assert summary["epochs_run"] < WARM_EPOCHS       # what remained after the kill
+    # The window: Transform read span 1's examples beside span 2's, the Trainer both.
+    assert len(outputs["Transform"].artifacts["transformed_examples"]) == 2
+    ingested = [ingest_report.read_summary(run["ImageFolderExampleGen"].uri(
+        example_gen_executor.INGEST_REPORT_KEY))["examples_per_split"][contract.TRAIN_SPLIT]
+        for run in (sequence["span1"][1], outputs)]
+    assert sum(summary["train_examples_per_class"].values()) == sum(ingested)
 
     # Warm start: the initial weights are those of the model serving since span 1.
     pushed = sequence["span1"][1]["Pusher"].artifacts["pushed_model"][0]
