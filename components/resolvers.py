@@ -27,7 +27,6 @@ EXAMPLES_KEY = "examples"
 MODEL_KEY = "model"
 PUSHED_MODEL_KEY = "pushed_model"
 STATISTICS_KEY = "statistics"
-CURRENT_EXAMPLES_KEY = "current_examples"
 TRANSFORM_TYPE_SUFFIX = ".Transform"
 PIPELINE_RUN_CONTEXT_TYPE = "pipeline_run"
 _DONE_STATES = (mlmd.proto.Execution.COMPLETE, mlmd.proto.Execution.CACHED)
@@ -169,10 +168,11 @@ def span_window(current: types.Artifact, earlier: List[types.Artifact], num_span
 class SpanWindowStrategy(resolver.ResolverStrategy):
     """Resolves `examples` to the rolling window of the last `num_spans` spans (span_window).
 
-    Inputs: `examples`, every ImageFolderExampleGen output of the pipeline, and
-    `current_examples`, this run's; the resolver runs after this run's ExampleGen. An earlier
-    span counts only if a run went on to Transform with it: data that a run stopped (invalid,
-    drifted) is never trained on by a later run either.
+    Inputs: `examples`, every ImageFolderExampleGen output of the pipeline, and `statistics`,
+    this run's StatisticsGen output: this run's examples are the ones it was computed from.
+    (A channel of this run's examples beside the channel of every run's would be one channel to
+    TFX's compiler: same producer, same key.) An earlier span counts only if a run went on to
+    Transform with it: data that a run stopped (invalid, drifted) is not trained on later either.
     """
 
     def __init__(self, num_spans: int):
@@ -181,10 +181,14 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
     def resolve_artifacts(self, store: mlmd.MetadataStore,
                           input_dict: Dict[str, List[types.Artifact]]
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
-        current = input_dict[CURRENT_EXAMPLES_KEY]
+        examples = input_dict[EXAMPLES_KEY]
+        statistics = input_dict[STATISTICS_KEY]
+        computed_from = set(_inputs(store, [p for s in statistics for p in _producers(store, s.id)],
+                                    EXAMPLES_KEY))
+        current = [a for a in examples if a.id in computed_from]
         if len(current) != 1:
-            raise ValueError(f"expected this run's one Examples artifact, got {len(current)}: "
-                             "the span window resolver must run after ImageFolderExampleGen")
-        window = span_window(current[0], input_dict[EXAMPLES_KEY], self._num_spans,
+            raise ValueError(f"expected the one Examples artifact this run's statistics were "
+                             f"computed from, found {len(current)}")
+        window = span_window(current[0], examples, self._num_spans,
                              lambda a: went_on_to_transform(store, a))
-        return {EXAMPLES_KEY: window, CURRENT_EXAMPLES_KEY: []}
+        return {EXAMPLES_KEY: window, STATISTICS_KEY: []}

@@ -126,7 +126,7 @@ def create_pipeline(
     drift_check = _drift_check(example_gen, statistics_gen,
                                read_drift_config(drift_config_dir or schema_dir), accept_drift,
                                kfp_v2_resolvers)
-    window = _span_window(example_gen, window_spans)
+    window = _span_window(example_gen, statistics_gen, window_spans)
     transform = tfx.components.Transform(
         examples=window.outputs[resolvers.EXAMPLES_KEY] if window else example_gen.outputs[
             "examples"],
@@ -261,10 +261,10 @@ def _drift_check(example_gen, statistics_gen, config, accept_drift: bool,
     return [baseline, validator, gate]
 
 
-def _span_window(example_gen, window_spans: int) -> Optional[tfx.dsl.Resolver]:
+def _span_window(example_gen, statistics_gen, window_spans: int) -> Optional[tfx.dsl.Resolver]:
     """The examples Transform reads: None (this run's) for a window of one span, else a
     resolver of this run's examples and those of the spans before it (resolvers.
-    SpanWindowStrategy)."""
+    SpanWindowStrategy, which finds this run's examples from this run's statistics)."""
     if window_spans == 1:
         return None
     window = tfx.dsl.Resolver(
@@ -273,7 +273,7 @@ def _span_window(example_gen, window_spans: int) -> Optional[tfx.dsl.Resolver]:
         **{resolvers.EXAMPLES_KEY: tfx.dsl.Channel(
                type=tfx.types.standard_artifacts.Examples,
                producer_component_id=example_gen.id, output_key="examples"),
-           resolvers.CURRENT_EXAMPLES_KEY: example_gen.outputs["examples"]},
+           resolvers.STATISTICS_KEY: statistics_gen.outputs["statistics"]},
     ).with_id("SpanWindow")
     return window
 
