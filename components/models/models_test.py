@@ -267,3 +267,24 @@ def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
     assert {label for label, _ in first} == set(range(6))  # not the first 60 of one class
     uncapped = trainer_base.input_fn([path], fake, fake, batch_size=16, training=False)
     assert sum(int(np.size(labels)) for _, labels in uncapped) == 600
+
+
+def test_backup_dir_is_beside_the_trainer_outputs_and_keyed_by_content(tmp_path):
+    import types
+
+    import tensorflow as tf
+
+    def fn_args(execution):
+        split = tmp_path / "Transform" / "transformed_examples" / str(execution)
+        split.mkdir(parents=True)
+        with tf.io.TFRecordWriter(str(split / "data.gz"), options="GZIP") as writer:
+            writer.write(b"record")
+        return types.SimpleNamespace(
+            train_files=[str(split / "*")], eval_files=[str(split / "*")], base_model=None,
+            transform_graph_path=str(tmp_path / "Transform" / "transform_graph" / str(execution)),
+            hyperparameters=None, custom_config={"epochs": 2},
+            model_run_dir=str(tmp_path / "Trainer" / "model_run" / str(execution)))
+
+    first, rerun = trainer._backup_dir(fn_args(3)), trainer._backup_dir(fn_args(9))
+    assert first == rerun
+    assert first.startswith(str(tmp_path / "Trainer" / trainer.BACKUP_DIR_NAME) + "/")

@@ -10,8 +10,6 @@ input pipeline and the exported model are in trainer_base.py.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
 import os
 from typing import Any, Dict
@@ -24,6 +22,7 @@ from absl import logging
 from tfx import v1 as tfx
 
 from components.models import (
+    backup_key,
     progress,
     resnet50,
     trainer_base,
@@ -149,15 +148,14 @@ def _backup_dir(fn_args: tfx.components.FnArgs) -> str:
     """A directory that is the same when the Trainer is re-run on the same inputs.
 
     Each TFX execution gets new output URIs, so the backup lives beside them, keyed by what
-    determines the training run; a restarted Trainer finds the killed run's last epoch there.
+    determines the training run (by content: backup_key.backup_key); a restarted Trainer finds
+    the killed run's last epoch there, also when a re-run without the cache re-executed
+    Transform.
     """
-    key = json.dumps({"train": sorted(fn_args.train_files), "eval": sorted(fn_args.eval_files),
-                      "transform": fn_args.transform_graph_path, "base": fn_args.base_model,
-                      "hparams": fn_args.hyperparameters, "config": fn_args.custom_config},
-                     sort_keys=True, default=str)
+    key = backup_key.backup_key(fn_args.train_files, fn_args.eval_files, fn_args.base_model,
+                                fn_args.hyperparameters, fn_args.custom_config)
     trainer_root = os.path.dirname(os.path.dirname(fn_args.model_run_dir.rstrip("/")))
-    return os.path.join(trainer_root, BACKUP_DIR_NAME,
-                        hashlib.sha256(key.encode()).hexdigest()[:16])
+    return os.path.join(trainer_root, BACKUP_DIR_NAME, key)
 
 
 def _training_input(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput,

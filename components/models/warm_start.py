@@ -73,6 +73,23 @@ def read_spec(serving_model_dir: str) -> Optional[Dict[str, Any]]:
         return json.load(f)
 
 
+def stored_weights_digest(serving_model_dir: str) -> Optional[str]:
+    """The sha256 of the weights saved beside `serving_model_dir`: the one its spec records
+    (over the weight arrays), else "file:" and a sha256 of the weights file's bytes; None when
+    neither is there."""
+    spec = read_spec(serving_model_dir)
+    if spec and spec.get("weights_sha256"):
+        return str(spec["weights_sha256"])
+    path = posixpath.join(_weights_dir(serving_model_dir), WEIGHTS_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    digest = hashlib.sha256()
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return "file:" + digest.hexdigest()
+
+
 SHAPE_HYPERPARAMETERS = ("head_units",)  # hyperparameters that fix weight shapes
 
 
