@@ -6,3 +6,7 @@ import warnings
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "0")  # see components/__init__.py
+
+# Skipped tests in one line at the end; a skipped FER2013 slice test fails the run when the
+# FER2013 directory exists (tests/skip_report.py).
+pytest_plugins = ["tests.skip_report"]

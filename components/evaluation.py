@@ -111,7 +111,12 @@ CONFUSION_MATRIX_PLOT = "multi_class_confusion_matrix_plot"
 
 def confusion_matrix(evaluation_uri: str, num_classes: int) -> List[List[float]]:
     """The candidate's confusion matrix on the overall slice (rows: true class, columns: the
-    argmax prediction), from the MultiClassConfusionMatrixPlot of `eval_config`."""
+    argmax prediction), from the MultiClassConfusionMatrixPlot of `eval_config`.
+
+    An example TFMA gives no prediction (NO_PREDICTED_CLASS_ID, -1: its top probability is not
+    above the threshold 0, e.g. an all-zero output) is in no cell, as in
+    sklearn.metrics.confusion_matrix(..., labels=range(num_classes)).
+    """
     matrix = [[0.0] * num_classes for _ in range(num_classes)]
     for plots in tfma.load_plots(evaluation_uri):
         if plots.slice_key.single_slice_keys:
@@ -122,6 +127,8 @@ def confusion_matrix(evaluation_uri: str, num_classes: int) -> List[List[float]]
                 continue
             at_thresholds = kv.value.multi_class_confusion_matrix_at_thresholds.matrices
             for entry in at_thresholds[0].entries:  # the one threshold: 0, the argmax
+                if entry.predicted_class_id < 0:
+                    continue
                 matrix[entry.actual_class_id][entry.predicted_class_id] = \
                     float(entry.num_weighted_examples)
             return matrix

@@ -1,5 +1,6 @@
 """SchemaValidationGate: reads ExampleValidator's output and names every anomaly."""
 import os
+import re
 
 import pytest
 import tensorflow as tf
@@ -45,5 +46,5 @@ def test_missing_anomalies_file_is_an_error_not_a_pass(tmp_path):
     artifact = standard_artifacts.ExampleAnomalies()
     artifact.uri = str(tmp_path)
     artifact.split_names = artifact_utils.encode_split_names(["train"])
-    with pytest.raises(tf.errors.NotFoundError):
+    with pytest.raises(tf.errors.NotFoundError, match=re.escape(validation_gate.ANOMALIES_FILE)):
         validation_gate.read_anomalies(artifact)

@@ -20,8 +20,9 @@ def test_help_lists_the_commands(capfd):
 
 
 def test_run_help_explains_every_option(capfd):
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--help"])
+    assert exit_.value.code == 0
     out = capfd.readouterr().out
     for option in ("--data-root", "--profile", "--classes", "--split-ratios", "--on-bad-image",
                    "--schema-dir", "--output-dir"):
@@ -67,13 +68,15 @@ def test_demo_data_command(tmp_path, capfd):
     assert len(list((tmp_path / "Training").rglob("*.jpg"))) == 12
 
 
-def test_tuning_flags_default_to_the_profile():
+def test_tuning_flags_default_to_the_profile(capfd):
     parse = cli.build_parser().parse_args
     assert parse(["run"]).tuning is None
     assert parse(["run", "--tuning"]).tuning is True
     assert parse(["run", "--no-tuning"]).tuning is False
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_:
         parse(["run", "--tuning", "--no-tuning"])
+    assert exit_.value.code == 2  # argparse usage error: the two are mutually exclusive
+    assert "not allowed with argument" in capfd.readouterr().err
 
 
 def test_profile_training_config_applies_architecture_overrides():

@@ -18,7 +18,7 @@ def test_square_box_grows_by_the_margin_and_stays_inside_the_photo():
 def test_a_photo_without_faces_has_none_and_junk_is_an_error():
     ok, blank = cv2.imencode(".png", np.full((240, 320), 180, np.uint8))
     assert faces.find_faces(blank.tobytes()) == []
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not an image OpenCV can decode"):
         faces.find_faces(b"not an image")
 
 

@@ -178,8 +178,9 @@ def test_bad_image_in_a_batch_does_not_shift_or_drop_answers(served, face_images
 
 def test_metrics_count_requests_by_code_and_show_the_loaded_version(served, face_images):
     grpc_predict(served["stub"], face_images[:1])
-    with pytest.raises(grpc.RpcError):
+    with pytest.raises(grpc.RpcError) as e:
         grpc_predict(served["stub"], [b""])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     connection = http.client.HTTPConnection("127.0.0.1", served["server"].rest_port)
     connection.request("GET", "/monitoring/prometheus/metrics")
     text = connection.getresponse().read().decode()

@@ -9,8 +9,9 @@ from components.image_example_gen.executor_test import read_examples, run_execut
 from components.transform import decode_images
 from tests import fer2013
 
-pytestmark = pytest.mark.skipif(not fer2013.available(),
-                                reason=f"FER2013 archives not found in {fer2013.FER2013_DIR}")
+pytestmark = pytest.mark.skipif(
+    not fer2013.available(), reason=f"FER2013 archives not found in {fer2013.FER2013_DIR} "
+                                    f"(missing or unreadable: {fer2013.missing_archives()})")
 
 
 def test_fer2013_slice_ingests_cleanly_and_decodes(tmp_path):

@@ -4,7 +4,7 @@ The driver-side work is limited to listing split and class *folders* (layout.py)
 files in each class folder, reading, checking (image_checks.py) and encoding them all run in
 Beam, so the work spreads over the runner's workers. Every file ends up either as an example or
 as a line in the ingest report's `skipped.jsonl` (ingest_report.py), which checks that
-`files seen = examples + skipped`.
+`files seen = examples + skipped`, files seen being counted on the listing itself.
 """
 from __future__ import annotations
 
@@ -180,12 +180,20 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         tf.io.gfile.makedirs(report.uri)
         counts_prefix = os.path.join(report.uri, "_counts")
         skipped_prefix = os.path.join(report.uri, "_skipped")
+        listed_prefix = os.path.join(report.uri, "_listed")
 
         with self._make_beam_pipeline() as p:
-            records = (
+            listed = (
                 p
                 | "ClassFolders" >> beam.Create(list(layout.class_folders))
-                | "ListFiles" >> beam.FlatMap(_list_class_folder, root=layout.root)
+                | "ListFiles" >> beam.FlatMap(_list_class_folder, root=layout.root))
+            # The number of files listed, counted apart from what becomes of each file.
+            _ = (listed
+                 | "CountListed" >> beam.combiners.Count.Globally()
+                 | "ListedToText" >> beam.Map(str)
+                 | "WriteListed" >> beam.io.WriteToText(listed_prefix, shard_name_template=""))
+            records = (
+                listed
                 # Spread files over workers: a class folder can hold thousands.
                 | "Reshuffle" >> beam.Reshuffle()
                 | "ReadAndCheck" >> beam.Map(_file_to_record, root=layout.root,
@@ -211,7 +219,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                          example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
         summary = ingest_report.finish(layout, report.uri, counts_prefix, skipped_prefix,
-                                       on_bad_image)
+                                       listed_prefix, on_bad_image)
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(
             examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))

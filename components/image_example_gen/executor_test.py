@@ -315,3 +315,24 @@ def test_component_serializes_its_parameters():
     assert props[executor.CLASSES_KEY] is None
     assert json.loads(props[executor.SPLIT_RATIOS_KEY]) == {"eval": 1, "train": 4}
     assert set(gen.outputs) == {executor.EXAMPLES_KEY, executor.INGEST_REPORT_KEY}
+
+
+def test_a_file_lost_between_listing_and_output_fails_the_run(good_root, tmp_path, monkeypatch):
+    """The executor counts files on the listing; a record lost from Beam's outputs (here: one
+    example dropped from the counts it wrote) no longer adds up and stops the run."""
+    finish = ingest_report.finish
+
+    def lose_one_example(layout, report_uri, beam_counts, *args, **kwargs):
+        with open(beam_counts) as f:
+            lines = [json.loads(line) for line in f]
+        i = next(i for i, (key, _) in enumerate(lines) if key[0] == ingest_report.EXAMPLE)
+        lines[i][1] -= 1
+        with open(beam_counts, "w") as f:
+            f.writelines(json.dumps(line) + "\n" for line in lines)
+        return finish(layout, report_uri, beam_counts, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_report, "finish", lose_one_example)
+    with pytest.raises(ingest_report.IngestAccountingError,
+                       match=r"12 files listed under .* != 11 accounted for \(11 examples \+ 0 "
+                             r"skipped"):
+        run_executor(good_root, str(tmp_path / "out"))

@@ -2,10 +2,13 @@
 
 `summary.json` holds the counts (files seen, examples per split and class, skips per reason) and
 `skipped.jsonl` one line per file that did not become an example (path, split, class, reason,
-detail). The executor's Beam pipeline emits one record per file (`example_record` or
-`skipped_record`) and counts them by `count_key`; `finish` merges those counts with the entries
-found while listing folders, and `check` enforces `files seen = examples + skipped` and the
-bad-input policy.
+detail). The executor's Beam pipeline counts the files it lists in the class folders, emits one
+record per file (`example_record` or `skipped_record`) and counts the examples by `count_key`.
+`finish` writes the report: files seen = the files listed in class folders + the stray entries
+found while listing the root and split folders (a count of the listing, independent of what
+became of each file), examples from Beam's counts, skips from the lines of the skip list.
+`check` enforces `files seen = examples + skipped` (a file lost between listing and output
+raises IngestAccountingError) and the bad-input policy.
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ SKIPPED = "skipped"
 
 class BadInputError(RuntimeError):
     """Input data cannot be ingested under the configured policy."""
+
+
+class IngestAccountingError(RuntimeError):
+    """The files listed do not add up to the examples and skips in the outputs: a file was lost
+    (or counted twice) between listing and writing."""
 
 
 def example_record(split: str, class_name: str, serialized_example: bytes):
@@ -66,33 +74,38 @@ def write_json(path: str, obj) -> None:
 
 
 def finish(layout: layout_lib.DatasetLayout, report_uri: str, beam_counts: str,
-           beam_skipped: str, on_bad_image: str) -> Dict[str, Any]:
-    """Merges Beam's counts and skip list (the files `beam_counts`, `beam_skipped`, removed
-    afterwards) with the driver-side stray entries into summary.json and skipped.jsonl."""
+           beam_skipped: str, beam_listed: str, on_bad_image: str) -> Dict[str, Any]:
+    """Writes summary.json and skipped.jsonl from Beam's outputs (the files `beam_counts`,
+    `beam_skipped` and `beam_listed`, removed afterwards) and the layout's stray entries.
+
+    `files_seen` counts the listing only: the files Beam listed in class folders
+    (`beam_listed`, one number) plus the stray entries; examples come from Beam's counts and
+    skips from the lines of the skip list, so `check` compares independent numbers.
+    """
     examples: Dict[str, Dict[str, int]] = {s: {c: 0 for c in layout.class_names}
                                            for s in layout.splits}
-    skipped: Dict[str, int] = {}
-    files_seen = 0
     with tf.io.gfile.GFile(beam_counts) as f:
         for line in f:
             (kind, split, key), n = json.loads(line)
-            files_seen += n
             if kind == EXAMPLE:
                 examples[split][key] += n
-            else:
-                skipped[key] = skipped.get(key, 0) + n
+    with tf.io.gfile.GFile(beam_listed) as f:
+        listed = [int(line) for line in f if line.strip()]
+    files_seen = sum(listed) + len(layout.stray_entries)
     # Stray entries (found while listing folders) go to the same list as Beam's skips.
+    with tf.io.gfile.GFile(beam_skipped) as f:
+        skipped_lines = sorted(line for line in f if line.strip())
+    for entry in layout.stray_entries:
+        _, info = skipped_record(entry.rel_path, None, None, entry.reason)
+        skipped_lines.append(json.dumps(info, sort_keys=True) + "\n")
     with tf.io.gfile.GFile(skipped_path(report_uri), "w") as out:
-        with tf.io.gfile.GFile(beam_skipped) as f:
-            skipped_lines = sorted(f)
-        for entry in layout.stray_entries:
-            _, info = skipped_record(entry.rel_path, None, None, entry.reason)
-            skipped_lines.append(json.dumps(info, sort_keys=True) + "\n")
-            skipped[entry.reason] = skipped.get(entry.reason, 0) + 1
-            files_seen += 1
         out.write("".join(skipped_lines))
-    tf.io.gfile.remove(beam_counts)
-    tf.io.gfile.remove(beam_skipped)
+    skipped: Dict[str, int] = {}
+    for line in skipped_lines:
+        reason = json.loads(line)["reason"]
+        skipped[reason] = skipped.get(reason, 0) + 1
+    for path in (beam_counts, beam_skipped, beam_listed):
+        tf.io.gfile.remove(path)
 
     summary = {
         "data_root": layout.root,
@@ -126,12 +139,17 @@ def read_summary(report_uri: str) -> Dict[str, Any]:
 
 
 def check(summary: Dict[str, Any], layout: layout_lib.DatasetLayout, report_uri: str,
-                   on_bad_image: str, allow_missing_eval_classes: bool) -> None:
-    if summary["files_seen"] != summary["examples_total"] + summary["skipped_total"]:
-        raise RuntimeError(f"ingest accounting broken: {summary['files_seen']} files seen != "
-                           f"{summary['examples_total']} examples + {summary['skipped_total']} "
-                           "skipped")
+          on_bad_image: str, allow_missing_eval_classes: bool) -> None:
+    """Raises IngestAccountingError unless the files listed = examples + the skip list's lines
+    (read back from `report_uri`), then BadInputError where the bad-input policy says so."""
     skipped_list = skipped_path(report_uri)
+    skipped_total = len(read_skipped(report_uri))
+    accounted = summary["examples_total"] + skipped_total
+    if summary["files_seen"] != accounted:
+        raise IngestAccountingError(
+            f"ingest accounting broken: {summary['files_seen']} files listed under "
+            f"{layout.root} != {accounted} accounted for ({summary['examples_total']} examples + "
+            f"{skipped_total} skipped in {skipped_list})")
     if summary["bad_images"] and on_bad_image == contract.ON_BAD_IMAGE_FAIL:
         bad = [s for s in read_skipped(report_uri)
                if s["reason"] in image_checks.BAD_IMAGE_REASONS]
