@@ -102,3 +102,24 @@ def test_channels_must_be_1_or_3():
     with pytest.raises(ValueError, match="channels"):
         transform.preprocessing_fn({contract.IMAGE_KEY: tf.constant([[b""]])},
                                    {transform.CHANNELS_CONFIG_KEY: 2})
+
+
+def test_preprocessing_fn_has_no_full_pass_analyzers():
+    """Nothing for Transform's analyzer cache to keep, which is why the pipeline does not wire it
+    (README, "Scheduled retraining"). An analyzer (a mean, a vocabulary) fails this test: wire
+    the cache then, so a window of spans does not analyze old spans again."""
+    import tensorflow_transform as tft
+    from tensorflow_transform import impl_helper
+
+    feature_spec = impl_helper.get_type_specs_from_feature_specs(
+        tft.tf_metadata.schema_utils.schema_as_feature_spec(
+            io_utils.SchemaReader().read(SCHEMA_FILE)).feature_spec)
+    assert tft.get_analyze_input_columns(transform.preprocessing_fn, feature_spec) == []
+
+    def with_an_analyzer(inputs):  # the check itself can fail
+        outputs = transform.preprocessing_fn(inputs)
+        outputs["label_centered"] = tft.scale_to_z_score(tf.cast(inputs[contract.LABEL_KEY],
+                                                                 tf.float32))
+        return outputs
+
+    assert tft.get_analyze_input_columns(with_an_analyzer, feature_spec) == [contract.LABEL_KEY]

@@ -3,6 +3,7 @@
 The run trains, tunes, evaluates and pushes, through the command line. Re-runs, spans, drift,
 warm start and a killed run's resume: tests/e2e_retraining_test.py.
 """
+import glob
 import json
 import os
 import re
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 
 from components import contract, evaluation
 from components.image_example_gen import executor as example_gen_executor
@@ -29,7 +31,7 @@ from tests import image_folders
 
 pytestmark = pytest.mark.e2e
 
-TRAINING = {"epochs": 4, "batch_size": 16, "tuner_trials": 1, "tuner_epochs": 1,
+TRAINING = {"epochs": 12, "batch_size": 16, "tuner_trials": 1, "tuner_epochs": 1,
             "tuner_steps_per_epoch": 2}
 
 
@@ -218,3 +220,126 @@ def test_pushed_model_carries_warmup_records_and_fer_serve_serves_it(first_run):
         response = stub.Predict(request, timeout=60)
     assert response.model_spec.version.value == int(version)
     assert tf.make_ndarray(response.outputs[contract.PROBABILITIES_KEY]).shape == (1, 6)
+
+
+def _trainer_custom_config(out, model_artifact_id):
+    """The custom_config of the Trainer execution that produced a model artifact (ML Metadata)."""
+    store = run_summary.sqlite_store(local_outputs.OutputLayout(out).metadata_path)
+    (producer,) = [e.execution_id for e in store.get_events_by_artifact_ids([model_artifact_id])
+                   if e.type == metadata_store_pb2.Event.OUTPUT]
+    (execution,) = store.get_executions_by_id([producer])
+    return json.loads(execution.custom_properties["custom_config"].string_value)
+
+
+def _records(pattern, feature_spec):
+    files = sorted(tf.io.gfile.glob(pattern))
+    return [(raw.numpy(), tf.io.parse_single_example(raw, feature_spec))
+            for raw in tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def _colour_and_odd_sized_images():
+    """Images unlike the training data: colour whose channels differ, sizes other than the
+    model's and the faces' (PNG, so the pixels are known exactly), and a JPEG."""
+    rng = np.random.default_rng(3)
+    face = image_folders.face("surprise", 2, size=32)
+    rgb_32 = np.stack([face, np.roll(face, 5, axis=1),
+                       rng.integers(0, 256, face.shape, dtype=np.uint8)], axis=-1)
+    rgb_96 = np.stack([image_folders.face("angry", 4, size=96),
+                       image_folders.face("happy", 5, size=96),
+                       image_folders.face("sad", 6, size=96)], axis=-1)
+    rgba_50x70 = np.concatenate([rgb_96[:50, :70], np.full((50, 70, 1), 255, np.uint8)],
+                                axis=-1)
+    return rgb_32, [image_folders.encode(rgb_32, "PNG"), image_folders.encode(rgb_96, "PNG"),
+                    image_folders.encode(rgba_50x70, "PNG"),
+                    image_folders.encode(image_folders.face("fear", 7, size=37), "PNG"),
+                    image_folders.encode(rgb_96, "JPEG")]
+
+
+def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
+    """The pushed model, given the eval images' raw bytes, scores what the Evaluator measured;
+    serving_default, serving_examples and the trained Keras model applied to Transform's own
+    (Beam) output agree per probability, on the eval images and on colour and odd-sized ones."""
+    import tensorflow_transform as tft
+
+    from components.models import trainer, warm_start
+    from components.models.training_config import TrainConfig
+
+    outputs, out = first_run["outputs"], first_run["out"]
+    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    arch = selection.winner
+    evaluator_accuracy = selection.candidates[arch]["metrics"][evaluation.ACCURACY]
+    serving_root = os.path.join(local_outputs.OutputLayout(out).serving_dir, contract.MODEL_NAME)
+    (version,) = os.listdir(serving_root)
+    served = tf.saved_model.load(os.path.join(serving_root, version))
+    serve_images = served.signatures[contract.SERVING_SIGNATURE]
+    serve_examples = served.signatures[contract.EXAMPLES_SIGNATURE]
+
+    # 1. The eval images as files on disk, bytes as read, through serving_default.
+    paths = sorted(glob.glob(os.path.join(first_run["data"], "PublicTest", "*", "*")))
+    served_out = serve_images(image_bytes=tf.constant([open(p, "rb").read() for p in paths]))
+    predicted = [c.decode() for c in served_out[contract.PREDICTED_CLASS_KEY].numpy()]
+    truth = [os.path.basename(os.path.dirname(p)) for p in paths]
+    served_accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
+    assert served_accuracy == pytest.approx(evaluator_accuracy, abs=1e-6)
+
+    # 2. The Keras model as trained: rebuilt from its config, with the weights it saved.
+    trainer_model = outputs[f"Trainer_{arch}"].artifacts["model"][0]
+    config = TrainConfig.from_custom_config(_trainer_custom_config(out, trainer_model.id))
+    summary = trainer_base.read_training_summary(outputs[f"Trainer_{arch}"].uri("model_run"))
+    tft_output = tft.TFTransformOutput(outputs["Transform"].uri("transform_graph"))
+    keras_model = trainer.build_model(config, summary["hyperparameters"],
+                                      trainer_base.image_shape(tft_output))
+    weights_dir = os.path.join(trainer_model.uri, warm_start.WEIGHTS_DIR)
+    keras_model.load_weights(os.path.join(weights_dir, warm_start.WEIGHTS_FILE))
+    with open(os.path.join(weights_dir, warm_start.SPEC_FILE)) as f:
+        assert warm_start.weights_digest(keras_model) == json.load(f)["weights_sha256"]
+
+    def keras_probabilities(images):
+        return trainer_base.predict_probabilities(keras_model, images, config.tta,
+                                                  config.tta_shift).numpy()
+
+    # Transform's eval output as Beam wrote it, matched to the raw eval examples by content:
+    # each materialized image equals the one serving's Transform layer makes of the raw bytes.
+    raw = _records(os.path.join(outputs["ImageFolderExampleGen"].uri("examples"), "Split-eval",
+                                "*"), tft_output.raw_feature_spec())
+    transformed = _records(os.path.join(outputs["Transform"].uri("transformed_examples"),
+                                        "Split-eval", "*"),
+                           tft_output.transformed_feature_spec())
+    assert len(raw) == len(transformed) == len(paths)
+    raw_bytes = tf.constant([r[contract.IMAGE_KEY].numpy() for _, r in raw])
+    layer_images = tft_output.transform_features_layer()(
+        {contract.IMAGE_KEY: tf.reshape(raw_bytes, [-1, 1])})[contract.IMAGE_XF_KEY].numpy()
+    beam_images = np.stack([t[contract.IMAGE_XF_KEY].numpy() for _, t in transformed])
+    distance = np.abs(beam_images[:, None] - layer_images[None]).reshape(
+        len(beam_images), len(layer_images), -1).max(axis=-1)
+    match = distance.argmin(axis=1)
+    assert sorted(match) == list(range(len(raw)))                    # one to one
+    assert distance[np.arange(len(match)), match].max() <= 1e-6
+    assert [int(t[contract.LABEL_XF_KEY]) for _, t in transformed] == \
+        [int(raw[m][1][contract.LABEL_KEY]) for m in match]
+
+    from_beam = keras_probabilities(beam_images)
+    from_images = serve_images(image_bytes=raw_bytes)[contract.PROBABILITIES_KEY].numpy()
+    from_examples = serve_examples(examples=tf.constant([r for r, _ in raw]))[
+        contract.PROBABILITIES_KEY].numpy()
+    np.testing.assert_allclose(from_images, from_examples, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(from_beam, from_images[match], rtol=0, atol=1e-5)
+
+    # 3. Colour and odd-sized images: the three paths agree here too.
+    rgb_32, extra = _colour_and_odd_sized_images()
+    extra_examples = [tf.train.Example(features=tf.train.Features(feature={
+        contract.IMAGE_KEY: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b]))}))
+        .SerializeToString() for b in extra]
+    extra_images = tft_output.transform_features_layer()(
+        {contract.IMAGE_KEY: tf.reshape(tf.constant(extra), [-1, 1])})[contract.IMAGE_XF_KEY]
+    from_images = serve_images(image_bytes=tf.constant(extra))[
+        contract.PROBABILITIES_KEY].numpy()
+    np.testing.assert_allclose(
+        serve_examples(examples=tf.constant(extra_examples))[contract.PROBABILITIES_KEY].numpy(),
+        from_images, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(keras_probabilities(extra_images), from_images, rtol=0, atol=1e-5)
+    # Channel order, weights and scaling, against numpy: the 32-px colour PNG needs no
+    # resizing, so the model input is its ITU-R 601 luma / 255.
+    luma = rgb_32.astype(np.float64) @ np.array([0.2989, 0.5870, 0.1140]) / 255.0
+    assert extra_images.shape[1:] == (32, 32, 1)
+    np.testing.assert_allclose(extra_images[0, ..., 0].numpy(), luma, rtol=0, atol=1e-5)
