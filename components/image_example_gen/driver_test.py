@@ -5,7 +5,7 @@ import os
 import pytest
 from tfx.orchestration import data_types
 
-from components.image_example_gen import component, driver, spans
+from components.image_example_gen import component, driver, executor_test, spans
 from tests import image_folders
 
 
@@ -105,3 +105,17 @@ def test_without_a_driver_the_executor_makes_the_same_choice(tmp_path):
     flat = str(tmp_path / "span-1")
     assert driver.span_root_without_driver(
         component.ImageFolderExampleGen(input_base=flat).exec_properties) == (flat, None)
+
+
+def test_the_span_read_is_recorded_as_the_examples_span_property(tmp_path):
+    """TFX's span ops (rolling range) read the standard `span` property. Without a driver (as on
+    Kubeflow) the executor picks the latest span itself and records it."""
+    for span in (1, 3):
+        image_folders.make_folders(str(tmp_path / "data" / f"span-{span}"), executor_test.CLASSES,
+                                   per_class=1)
+    examples, report = executor_test.run_executor(
+        str(tmp_path / "data"), str(tmp_path / "out"),
+        exec_properties={driver.INPUT_CONFIG_KEY: driver.input_config()})
+    assert examples.span == 3
+    assert examples.get_int_custom_property(driver.SPAN_PROPERTY) == 3
+    assert report.get_int_custom_property(driver.SPAN_PROPERTY) == 3

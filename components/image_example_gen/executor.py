@@ -231,6 +231,9 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         if span is not None:
             report.set_int_custom_property(driver.SPAN_PROPERTY, int(span))
             examples.set_int_custom_property(driver.SPAN_PROPERTY, int(span))
+            # The standard property too: TFX's span ops (rolling range) read `span`, not the
+            # custom property; in IR runs the driver's copy does not reach the artifact.
+            examples.span = int(span)
         ingest_report.check(summary, layout, report.uri, on_bad_image, allow_missing)
         logging.info("ImageFolderExampleGen: %s", ingest_report.format_summary(summary))
 

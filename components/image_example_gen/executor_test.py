@@ -35,6 +35,7 @@ def run_executor(root, out_dir, **params):
         executor.ALLOW_MISSING_EVAL_CLASSES_KEY: int(params.pop("allow_missing", False)),
         executor.VALIDATION_FRACTION_KEY: params.pop("validation_fraction", None),
     }
+    exec_properties.update(params.pop("exec_properties", {}))
     params.pop("split_ratios", None)
     assert not params, params
     context = base_beam_executor.BaseBeamExecutor.Context(
