@@ -31,8 +31,11 @@ from tests import image_folders
 
 pytestmark = pytest.mark.e2e
 
+# 12 epochs: VGG16-fer learns the 20 faces a class well above chance (ResNet50-fer may stop
+# early at chance; the selection picks the winner).
 TRAINING = {"epochs": 12, "batch_size": 16, "tuner_trials": 1, "tuner_epochs": 1,
             "tuner_steps_per_epoch": 2}
+LEARNED_ACCURACY = 0.4
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,10 @@ def test_the_console_shows_progress_and_the_log_file_the_rest(first_run):
     assert os.path.dirname(log_path) == local_outputs.OutputLayout(first_run["out"]).logs_dir
     for arch in contract.ARCHITECTURES:
         assert re.search(rf"\] Trainer_{arch} done in \d", console), arch
-        for epoch in range(1, TRAINING["epochs"] + 1):
+        epochs_run = trainer_base.read_training_summary(
+            first_run["outputs"][f"Trainer_{arch}"].uri("model_run"))["epochs_run"]
+        assert epochs_run >= 1
+        for epoch in range(1, epochs_run + 1):  # early stopping may end it before the last
             assert re.search(rf"\] Trainer {arch}: epoch {epoch}/{TRAINING['epochs']}  loss "
                              r"[\d.]+  accuracy [\d.]+  val_loss [\d.]+  val_accuracy [\d.]+  "
                              r"\([\d.]+ images/s, ETA \w+\)", console), (arch, epoch)
@@ -132,7 +138,8 @@ def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
     assert set(selection.candidates) == set(contract.ARCHITECTURES)
     assert selection.winner in contract.ARCHITECTURES
     winner = selection.candidates[selection.winner]
-    assert winner["blessed"] and winner["metric_value"] > 0
+    # The winner learned: chance on six balanced classes is 1/6 (it reached 0.67 when written).
+    assert winner["blessed"] and winner["metric_value"] >= LEARNED_ACCURACY
     assert all(c["metric_value"] <= winner["metric_value"]
                for c in selection.candidates.values() if c["blessed"])
     # The metrics behind the choice are recorded with it, per class by class name.
@@ -295,7 +302,8 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
         assert warm_start.weights_digest(keras_model) == json.load(f)["weights_sha256"]
 
     def keras_probabilities(images):
-        return trainer_base.predict_probabilities(keras_model, images, config.tta,
+        return trainer_base.predict_probabilities(trainer.classifier(keras_model), images,
+                                                  config.test_time_augmentation,
                                                   config.tta_shift).numpy()
 
     # Transform's eval output as Beam wrote it, matched to the raw eval examples by content:
@@ -306,7 +314,7 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
                                         "Split-eval", "*"),
                            tft_output.transformed_feature_spec())
     assert len(raw) == len(transformed) == len(paths)
-    raw_bytes = tf.constant([r[contract.IMAGE_KEY].numpy() for _, r in raw])
+    raw_bytes = tf.constant([r[contract.IMAGE_KEY].numpy()[0] for _, r in raw])
     layer_images = tft_output.transform_features_layer()(
         {contract.IMAGE_KEY: tf.reshape(raw_bytes, [-1, 1])})[contract.IMAGE_XF_KEY].numpy()
     beam_images = np.stack([t[contract.IMAGE_XF_KEY].numpy() for _, t in transformed])
