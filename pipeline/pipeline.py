@@ -127,9 +127,10 @@ def create_pipeline(
                                read_drift_config(drift_config_dir or schema_dir), accept_drift,
                                kfp_v2_resolvers)
     window = _span_window(example_gen, statistics_gen, window_spans)
+    transform_examples = (window.outputs[resolvers.EXAMPLES_KEY] if window
+                          else example_gen.outputs["examples"])
     transform = tfx.components.Transform(
-        examples=window.outputs[resolvers.EXAMPLES_KEY] if window else example_gen.outputs[
-            "examples"],
+        examples=transform_examples,
         schema=schema_gen.outputs["schema"],
         preprocessing_fn=PREPROCESSING_FN,
         custom_config={
@@ -267,7 +268,7 @@ def _span_window(example_gen, statistics_gen, window_spans: int) -> Optional[tfx
     SpanWindowStrategy, which finds this run's examples from this run's statistics)."""
     if window_spans == 1:
         return None
-    window = tfx.dsl.Resolver(
+    return tfx.dsl.Resolver(
         strategy_class=resolvers.SpanWindowStrategy,
         config={"num_spans": window_spans},
         **{resolvers.EXAMPLES_KEY: tfx.dsl.Channel(
@@ -275,7 +276,6 @@ def _span_window(example_gen, statistics_gen, window_spans: int) -> Optional[tfx
                producer_component_id=example_gen.id, output_key="examples"),
            resolvers.STATISTICS_KEY: statistics_gen.outputs["statistics"]},
     ).with_id("SpanWindow")
-    return window
 
 
 def _serving_model(kfp_v2_resolvers: bool) -> tfx.dsl.Resolver:
