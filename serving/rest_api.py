@@ -214,29 +214,34 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self, http_method: str) -> None:
         service = self.server.service
         started = time.perf_counter()
-        method, code, status = method_name(http_method, self.path), grpc.StatusCode.OK, 200
+        method, code = method_name(http_method, self.path), grpc.StatusCode.OK
         if not self.server.slots.acquire(blocking=False):
             self._drain_body()
-            self._send(429, {"error": "too many concurrent requests"})
             service.metrics.observe("rest", method, grpc.StatusCode.RESOURCE_EXHAUSTED.name, 0.0)
+            self._send(429, {"error": "too many concurrent requests"})
             return
         service.metrics.in_flight.inc()
         self.server.track(+1)
         try:
-            payload, headers = self._route(http_method)
-            self._send(200, payload, headers=headers)
-        except errors.ServingError as e:
-            code, status = e.code, e.http_status
-            self._send(status, {"error": e.message})
-        except Exception as e:  # a bug must not take the server down
-            code, status = grpc.StatusCode.INTERNAL, 500
-            log.exception("REST %s %s failed", http_method, self.path)
-            self._send(500, {"error": f"{type(e).__name__}: {e}"})
+            headers = None
+            try:
+                payload, headers = self._route(http_method)
+                status = 200
+            except errors.ServingError as e:
+                code, status, payload = e.code, e.http_status, {"error": e.message}
+            except Exception as e:  # a bug must not take the server down
+                code, status = grpc.StatusCode.INTERNAL, 500
+                log.exception("REST %s %s failed", http_method, self.path)
+                payload = {"error": f"{type(e).__name__}: {e}"}
+            finally:
+                service.metrics.in_flight.dec()
+                # Counted before the answer goes out: a client that reads the metrics right
+                # after its answer finds its request there.
+                service.metrics.observe("rest", method, code.name, time.perf_counter() - started)
+            self._send(status, payload, headers=headers)
         finally:
             self.server.slots.release()
-            self.server.track(-1)
-            service.metrics.in_flight.dec()
-            service.metrics.observe("rest", method, code.name, time.perf_counter() - started)
+            self.server.track(-1)  # after the answer: a graceful stop waits for it
 
     def _drain_body(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
