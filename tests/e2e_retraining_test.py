@@ -106,6 +106,8 @@ def sequence(tmp_path_factory):
     steps["killed_while_running"] = proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    logs = glob.glob(backup_logs)
+    steps["epochs_before_kill"] = (len(open(logs[0]).read().splitlines()) - 1) if logs else 0
     steps["killed_versions"] = _serving_versions(out)
     steps["killed_run"] = _latest(out)
     steps["span2"] = _retrain(data, out, *window)
@@ -168,7 +170,9 @@ def test_killed_run_resumes_warm_started_and_pushes_only_if_not_worse(sequence):
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == list(range(WARM_EPOCHS)), epochs
     summary = _summary(outputs)
-    assert summary["epochs_run"] < WARM_EPOCHS       # what remained after the kill
+    assert sequence["epochs_before_kill"] >= 2
+    # What remained after the kill, and no more.
+    assert summary["epochs_run"] == WARM_EPOCHS - sequence["epochs_before_kill"]
     # The window: Transform read span 1's examples beside span 2's, the Trainer both.
     assert len(outputs["Transform"].artifacts["transformed_examples"]) == 2
     ingested = [ingest_report.read_summary(run["ImageFolderExampleGen"].uri(
