@@ -19,6 +19,8 @@ class NodeOutputs:
     node_id: str
     state: str                                                  # COMPLETE, CACHED, FAILED, ...
     artifacts: Dict[str, List[metadata_store_pb2.Artifact]]     # output key -> artifacts
+    inputs: Dict[str, List[metadata_store_pb2.Artifact]] = dataclasses.field(
+        default_factory=dict)                                   # input key -> artifacts
 
     def uri(self, key: str) -> str:
         return self.artifacts[key][0].uri
@@ -64,14 +66,19 @@ def latest_run(store: metadata_store.MetadataStore, pipeline_name: str) -> Optio
                     if c.type_id == node_type.id]
         node_id = node_ctx[0].name.split(".", 1)[-1] if node_ctx else str(execution.id)
         outputs: Dict[str, List[int]] = {}
+        inputs: Dict[str, List[int]] = {}
         for event in store.get_events_by_execution_ids([execution.id]):
+            key = event.path.steps[0].key if event.path.steps else ""
             if event.type in (metadata_store_pb2.Event.OUTPUT,
                               metadata_store_pb2.Event.DECLARED_OUTPUT):
-                key = event.path.steps[0].key if event.path.steps else ""
                 outputs.setdefault(key, []).append(event.artifact_id)
-        artifacts = {k: list(store.get_artifacts_by_id(ids)) for k, ids in outputs.items()}
-        nodes[node_id] = NodeOutputs(node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
-                                     artifacts)
+            elif event.type in (metadata_store_pb2.Event.INPUT,
+                                metadata_store_pb2.Event.DECLARED_INPUT):
+                inputs.setdefault(key, []).append(event.artifact_id)
+        nodes[node_id] = NodeOutputs(
+            node_id, _STATE_NAMES.get(execution.last_known_state, "?"),
+            {k: list(store.get_artifacts_by_id(ids)) for k, ids in outputs.items()},
+            {k: list(store.get_artifacts_by_id(ids)) for k, ids in inputs.items()})
     return RunOutputs(run.name, nodes)
 
 
@@ -89,6 +96,11 @@ def outcome(outputs: RunOutputs) -> str:
     if gen is not None:
         span = gen.artifacts["examples"][0].custom_properties.get(driver.SPAN_PROPERTY)
         parts.append(f"span {span.int_value if span is not None else 0}")
+        transform = outputs.nodes.get("Transform")
+        window = sorted({a.properties["span"].int_value for a in
+                         (transform.inputs.get("examples", []) if transform else [])})
+        if len(window) > 1:  # --window-spans: what Transform and the Trainers read
+            parts[-1] += f" (trained on spans {', '.join(map(str, window))})"
     if "ModelSelector" not in outputs.nodes:
         return " | ".join(parts + ["data checked, no training"])
     selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))

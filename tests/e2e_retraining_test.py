@@ -175,6 +175,7 @@ def test_killed_run_resumes_warm_started_and_pushes_only_if_not_worse(sequence):
     assert summary["epochs_run"] == WARM_EPOCHS - sequence["epochs_before_kill"]
     # The window: Transform read span 1's examples beside span 2's, the Trainer both.
     assert len(outputs["Transform"].artifacts["transformed_examples"]) == 2
+    assert done.stdout.startswith("span 2 (trained on spans 1, 2) | "), done.stdout
     ingested = [ingest_report.read_summary(run["ImageFolderExampleGen"].uri(
         example_gen_executor.INGEST_REPORT_KEY))["examples_per_split"][contract.TRAIN_SPLIT]
         for run in (sequence["span1"][1], outputs)]
