@@ -145,8 +145,8 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                          help="with DATA_ROOT/span-<N>/ folders, read span N (default: latest)")
     retrain.add_argument("--window-spans", type=int, default=1, metavar="K",
                          help="train on the span read and the K-1 spans before it that earlier "
-                              "runs trained on (default 1: that span alone); the Evaluators "
-                              "read the span read alone")
+                              "runs trained on (1: that span alone); the Evaluators read the "
+                              "span read alone")
     retrain.add_argument("--accept-drift", action="store_true",
                          help="train even if the data drifted past schema/drift_config.pbtxt's "
                               "thresholds (the drift is still reported)")
