@@ -120,11 +120,16 @@ def trained_on_statistics(store: mlmd.MetadataStore, history: List[types.Artifac
     return current
 
 
+def computed_from(store: mlmd.MetadataStore, statistics_id: int) -> List[int]:
+    """Ids of the Examples the StatisticsGen output `statistics_id` was computed from."""
+    return _inputs(store, _producers(store, statistics_id), EXAMPLES_KEY)
+
+
 def statistics_of(store: mlmd.MetadataStore, statistics: List[types.Artifact],
                   examples_id: int) -> Optional[types.Artifact]:
     """The latest of `statistics` computed from the Examples `examples_id`."""
     for stats in sorted(statistics, key=lambda a: a.id, reverse=True):
-        if examples_id in _inputs(store, _producers(store, stats.id), EXAMPLES_KEY):
+        if examples_id in computed_from(store, stats.id):
             return stats
     return None
 
@@ -183,9 +188,8 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
                           ) -> Optional[Dict[str, List[types.Artifact]]]:
         examples = input_dict[EXAMPLES_KEY]
         statistics = input_dict[STATISTICS_KEY]
-        computed_from = set(_inputs(store, [p for s in statistics for p in _producers(store, s.id)],
-                                    EXAMPLES_KEY))
-        current = [a for a in examples if a.id in computed_from]
+        sources = {e for s in statistics for e in computed_from(store, s.id)}
+        current = [a for a in examples if a.id in sources]
         if len(current) != 1:
             raise ValueError(f"expected the one Examples artifact this run's statistics were "
                              f"computed from, found {len(current)}")

@@ -97,7 +97,7 @@ def outcome(outputs: RunOutputs) -> str:
         span = gen.artifacts["examples"][0].custom_properties.get(driver.SPAN_PROPERTY)
         parts.append(f"span {span.int_value if span is not None else 0}")
         transform = outputs.nodes.get("Transform")
-        window = sorted({a.properties["span"].int_value for a in
+        window = sorted({a.properties[driver.SPAN_PROPERTY].int_value for a in
                          (transform.inputs.get("examples", []) if transform else [])})
         if len(window) > 1:  # --window-spans: what Transform and the Trainers read
             parts[-1] += f" (trained on spans {', '.join(map(str, window))})"
