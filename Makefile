@@ -1,26 +1,39 @@
-# Entry points. Every target bootstraps .venv from requirements.lock first (no-op when current).
-VENV ?= .venv
-PY := $(VENV)/bin/python
+# Entry points. Every target bootstraps the stack's venv from its lock first (no-op when current).
+#
+# STACK=legacy|current picks the dependency stack (default: what this machine runs, as
+# scripts/stack.sh decides); its venv is .venv, or .venv-$(STACK) for the other stack. Where this
+# machine's glibc cannot load the current stack, its commands run in a Debian 13 root
+# (scripts/stack_root.sh; STACK_ROOT=1 forces that). GPU=1 installs TensorFlow's CUDA libraries.
+MACHINE_STACK := $(shell STACK= scripts/stack.sh choose)
+ifeq ($(origin STACK),undefined)
+STACK := $(MACHINE_STACK)
+else
+export STACK   # the bootstrap then says the stack was asked for
+endif
+VENV ?= $(if $(filter $(STACK),$(MACHINE_STACK)),.venv,.venv-$(STACK))
+export VENV
+IN_STACK := $(shell scripts/stack.sh needs-root $(STACK) && echo scripts/stack_root.sh run)
+PY := $(IN_STACK) $(VENV)/bin/python
 ARGS ?=
 
 .PHONY: bootstrap run serve lint test test-retraining test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
-	@VENV=$(VENV) scripts/bootstrap.sh
+	@$(IN_STACK) scripts/bootstrap.sh
 
 ## Run the pipeline locally on generated demo data (pass options with ARGS="...").
 run: bootstrap
-	$(VENV)/bin/fer-pipeline run $(ARGS)
+	$(IN_STACK) $(VENV)/bin/fer-pipeline run $(ARGS)
 
 ## Serve what `make run` pushed over TF Serving's gRPC (8500) and REST (8501) APIs; Ctrl-C stops.
 serve: bootstrap
-	$(VENV)/bin/fer-serve --model-base-path outputs/serving/fer $(ARGS)
+	$(IN_STACK) $(VENV)/bin/fer-serve --model-base-path outputs/serving/fer $(ARGS)
 
 ## Lint with ruff (settings in ruff.toml); `make test` runs it first.
 lint: bootstrap
-	$(VENV)/bin/ruff check .
+	$(IN_STACK) $(VENV)/bin/ruff check .
 
-## Lint, then unit tests + one end-to-end run of the data half on tiny generated data.
+## Lint, then unit tests + end-to-end runs of the pipeline on tiny generated data.
 test: bootstrap lint
 	$(PY) -m pytest $(ARGS)
 
@@ -44,10 +57,9 @@ bench-train: bootstrap
 bench-serving: bootstrap
 	$(PY) -m bench.serving_bench $(ARGS)
 
-## Re-resolve requirements.in into requirements.lock (needs network to PyPI; ~20 s with uv).
+## Re-resolve requirements/*.in into their locks, both stacks (needs PyPI; about a minute with uv).
 lock: bootstrap
-	$(VENV)/bin/uv pip compile --python-version 3.10 --python-platform x86_64-manylinux_2_28 \
-	  requirements.in -o requirements.lock
+	UV=$(VENV)/bin/uv scripts/stack.sh lock
 
 clean:
 	rm -rf outputs .pytest_cache

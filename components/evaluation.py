@@ -5,6 +5,10 @@ from typing import Dict, List, Optional, Sequence
 
 import tensorflow_model_analysis as tfma
 
+# The config messages from their proto module: TFMA 0.52 (TFX 1.21) no longer exports them at
+# top level; both stacks have this module.
+from tensorflow_model_analysis.proto import config_pb2
+
 from components import contract, fer_metrics
 
 ACCURACY = contract.ACCURACY_METRIC
@@ -12,20 +16,20 @@ MACRO_F1 = contract.MACRO_F1_METRIC
 TOP_1 = '"top_k": 1'
 
 
-def _overall(value_threshold: Optional[tfma.GenericValueThreshold] = None,
-             change_threshold: Optional[tfma.GenericChangeThreshold] = None
-             ) -> List[tfma.PerSliceMetricThreshold]:
+def _overall(value_threshold: Optional[config_pb2.GenericValueThreshold] = None,
+             change_threshold: Optional[config_pb2.GenericChangeThreshold] = None
+             ) -> List[config_pb2.PerSliceMetricThreshold]:
     # Thresholds on the overall slice only: a plain `threshold` would also apply to every
     # per-class slice, failing a model on its weakest class.
-    return [tfma.PerSliceMetricThreshold(
-        slicing_specs=[tfma.SlicingSpec()],
-        threshold=tfma.MetricThreshold(value_threshold=value_threshold,
+    return [config_pb2.PerSliceMetricThreshold(
+        slicing_specs=[config_pb2.SlicingSpec()],
+        threshold=config_pb2.MetricThreshold(value_threshold=value_threshold,
                                        change_threshold=change_threshold))]
 
 
 def eval_config(label_names: Sequence[str], min_accuracy: float,
                 selection_metric: str = ACCURACY, change_tolerance: float = 0.0
-                ) -> tfma.EvalConfig:
+                ) -> config_pb2.EvalConfig:
     """Accuracy (with the value threshold), macro-F1, per-class precision/recall/F1
     (one-vs-rest per class id), the multi-class confusion matrix; overall and per true class.
 
@@ -34,38 +38,39 @@ def eval_config(label_names: Sequence[str], min_accuracy: float,
     a difference >= -change_tolerance, so a tie passes. Without a baseline it is ignored.
     """
     class_ids = list(range(len(label_names)))
-    change = tfma.GenericChangeThreshold(direction=tfma.MetricDirection.HIGHER_IS_BETTER,
-                                         absolute={"value": -float(change_tolerance)})
-    value = tfma.GenericValueThreshold(lower_bound={"value": min_accuracy})
-    return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(
+    change = config_pb2.GenericChangeThreshold(
+        direction=config_pb2.MetricDirection.HIGHER_IS_BETTER,
+        absolute={"value": -float(change_tolerance)})
+    value = config_pb2.GenericValueThreshold(lower_bound={"value": min_accuracy})
+    return config_pb2.EvalConfig(
+        model_specs=[config_pb2.ModelSpec(
             signature_name=contract.EXAMPLES_SIGNATURE,
             label_key=contract.LABEL_KEY,
             prediction_key=contract.PROBABILITIES_KEY,
             preprocessing_function_names=[],
         )],
-        slicing_specs=[tfma.SlicingSpec(),
-                       tfma.SlicingSpec(feature_keys=[contract.LABEL_NAME_KEY])],
+        slicing_specs=[config_pb2.SlicingSpec(),
+                       config_pb2.SlicingSpec(feature_keys=[contract.LABEL_NAME_KEY])],
         metrics_specs=[
-            tfma.MetricsSpec(metrics=[
-                tfma.MetricConfig(class_name="ExampleCount"),
-                tfma.MetricConfig(
+            config_pb2.MetricsSpec(metrics=[
+                config_pb2.MetricConfig(class_name="ExampleCount"),
+                config_pb2.MetricConfig(
                     class_name="SparseCategoricalAccuracy",
                     per_slice_thresholds=_overall(
                         value, change if selection_metric == ACCURACY else None)),
-                tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
-                tfma.MetricConfig(
+                config_pb2.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+                config_pb2.MetricConfig(
                     class_name=fer_metrics.MacroF1.__name__, module=fer_metrics.__name__,
                     config=f'"num_classes": {len(class_ids)}',
                     per_slice_thresholds=_overall(change_threshold=change)
                     if selection_metric == MACRO_F1 else []),
             ]),
-            tfma.MetricsSpec(
-                binarize=tfma.BinarizationOptions(class_ids={"values": class_ids}),
+            config_pb2.MetricsSpec(
+                binarize=config_pb2.BinarizationOptions(class_ids={"values": class_ids}),
                 # top_k=1: class i counts as predicted when it is the argmax (one-vs-rest on the
                 # decision), not when its probability passes 0.5, which with 6+ classes rarely
                 # happens.
-                metrics=[tfma.MetricConfig(class_name=name, config=TOP_1)
+                metrics=[config_pb2.MetricConfig(class_name=name, config=TOP_1)
                          for name in ("Precision", "Recall", "F1Score")]),
         ],
     )

@@ -8,11 +8,11 @@ import collections
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_model_analysis as tfma
 from sklearn import metrics as sk_metrics
 from tensorflow_model_analysis.metrics import metric_types
 from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mccm
 from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_plot as mccm_plot
+from tensorflow_model_analysis.proto import config_pb2
 from tensorflow_model_analysis.writers import metrics_plots_and_validations_writer as writer
 
 from components import evaluation, fer_metrics
@@ -123,10 +123,10 @@ def test_eval_config_has_thresholds_per_class_metrics_and_slices():
     accuracy = next(m for m in config.metrics_specs[0].metrics
                     if m.class_name == "SparseCategoricalAccuracy")
     (per_slice,) = accuracy.per_slice_thresholds
-    assert list(per_slice.slicing_specs) == [tfma.SlicingSpec()]  # overall slice only
+    assert list(per_slice.slicing_specs) == [config_pb2.SlicingSpec()]  # overall slice only
     assert per_slice.threshold.value_threshold.lower_bound.value == 0.4
     assert per_slice.threshold.change_threshold.direction == \
-        tfma.MetricDirection.HIGHER_IS_BETTER
+        config_pb2.MetricDirection.HIGHER_IS_BETTER
     assert list(config.metrics_specs[1].binarize.class_ids.values) == [0, 1, 2]
     assert [s.feature_keys for s in config.slicing_specs] == [[], ["label_name"]]
 

@@ -204,6 +204,7 @@ def _run(args: argparse.Namespace, console: console_lib.Console,
     from components.image_example_gen.driver import NoSpanError
     from components.image_example_gen.ingest_report import BadInputError
     from components.image_example_gen.layout import LayoutError
+    from components.models.devices import NoGpuError
     from components.validation_gate import DataValidationError
     from pipeline import demo_data, local_runner
 
@@ -229,7 +230,7 @@ def _run(args: argparse.Namespace, console: console_lib.Console,
         outputs = local_runner.run(data_root=data_root, output_dir=args.output_dir,
                                    pipeline_name=args.pipeline_name, **options)
     except (configs.PipelineArgumentError, LayoutError, BadInputError, DataValidationError,
-            NoSpanError) as e:
+            NoSpanError, NoGpuError) as e:
         return error(e, EXIT_BAD_INPUT)
     except Exception as e:  # noqa: BLE001  (the traceback goes to the log, a line to the console)
         logging.exception("the run failed")

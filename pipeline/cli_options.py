@@ -9,6 +9,7 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from components import contract
+from components.models import devices
 from pipeline import configs
 
 
@@ -125,6 +126,9 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                        help="any training setting (components/models/training_config.py), for "
                             "every architecture, repeatable; VALUE is JSON, e.g. width=0.5 or "
                             'hyperparameters=\'{"learning_rate": 0.01}\'')
+    model.add_argument(devices.ALLOW_CPU_OPTION, dest="allow_cpu", action="store_true",
+                       help="train on the CPU even when the profile needs a GPU (gpu) and "
+                            "TensorFlow sees none; without it such a run stops before it starts")
     model.add_argument("--model-variant", type=parse_mapping, default={},
                        help="ARCH=fer|stock,... (stock: keras.applications as is, e.g. for "
                             "ImageNet weights)")
@@ -170,6 +174,8 @@ def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
         overrides["epochs"] = args.epochs
     if args.max_steps_per_epoch is not None:
         overrides["max_steps_per_epoch"] = args.max_steps_per_epoch
+    if args.allow_cpu:
+        overrides["require_gpu"] = False
     return overrides
 
 

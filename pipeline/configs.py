@@ -140,7 +140,7 @@ PROFILES: Mapping[str, Profile] = {
         # no search: `--tuning` searches around it.
         tuning=False,
         training={**GPU_RECIPE["training"], "tuner_trials": 10, "tuner_epochs": 3,
-                  "tuner_steps_per_epoch": 0},
+                  "tuner_steps_per_epoch": 0, "require_gpu": True},
         architecture_training=GPU_RECIPE["architecture_training"],
     ),
 }

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Dict
 
 from tfx import v1 as tfx
 
+from components.models import devices
 from pipeline import configs, local_outputs, run_summary
 from pipeline import pipeline as pipeline_lib
 
@@ -32,6 +33,7 @@ def run(
                             *options.get("beam_args", ())]
     arguments = configs.pipeline_arguments(configs.RunOptions(
         data_root=os.path.abspath(data_root), profile=profile, **options))
+    _check_devices(arguments["training"])
     os.makedirs(os.path.dirname(layout.metadata_path), exist_ok=True)
     pipeline = pipeline_lib.create_pipeline(
         pipeline_name=pipeline_name,
@@ -50,6 +52,15 @@ def run(
     if failed:
         raise RunFailedError(f"components failed: {', '.join(failed)} (run {outputs.run_id})")
     return outputs
+
+
+def _check_devices(training: Dict[str, Dict[str, Any]]) -> None:
+    """Stops before the run when a Trainer would stop for want of a GPU (devices.NoGpuError),
+    rather than after the data half."""
+    needs_gpu = sorted(arch for arch, settings in training.items()
+                       if settings.get("require_gpu"))
+    if needs_gpu:
+        devices.check(True, devices.describe(), f"Training {', '.join(needs_gpu)}")
 
 
 class RunFailedError(RuntimeError):

@@ -23,6 +23,7 @@ from tfx import v1 as tfx
 
 from components.models import (
     backup_key,
+    devices,
     progress,
     resnet50,
     trainer_base,
@@ -134,6 +135,16 @@ def learning_rate_schedule(config: TrainConfig, base_lr: float) -> keras.callbac
 
 # --- TFX entry points -------------------------------------------------------------------------
 
+def _training_devices(config: TrainConfig, who: str) -> Dict[str, Any]:
+    """What this Trainer or Tuner trains on, on the console and in the log; stops here when the
+    settings require a GPU and there is none (devices.NoGpuError)."""
+    hardware = devices.describe()
+    devices.check(config.require_gpu, hardware, who)
+    progress.log.info("%s: training on %s (TensorFlow %s)", who, hardware["trained_on"],
+                      hardware["tensorflow"])
+    return hardware
+
+
 def _set_precision(config: TrainConfig) -> None:
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if config.mixed_precision
                                             else "float32")
@@ -192,6 +203,7 @@ def _hyperparameters(fn_args: tfx.components.FnArgs, config: TrainConfig) -> Dic
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains with the tuned (or default) hyperparameters and exports the serving model."""
     config = TrainConfig.from_custom_config(fn_args.custom_config)
+    hardware = _training_devices(config, f"Trainer {config.architecture}")
     keras.utils.set_random_seed(config.seed)
     _set_precision(config)
     strategy = distribution_strategy(config.distribute)
@@ -254,7 +266,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "width": config.width, "hyperparameters": hparams,
                "epochs_run": len(history.history.get("loss", [])),
                "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
-               "replicas": replicas,
+               "replicas": replicas, "devices": hardware,
                "train_examples_per_class": dict(zip(config.label_names, counts, strict=True)),
                # Which split early stopping watched (`valid` unless the pipeline has none).
                "validation_files": list(fn_args.eval_files),
@@ -279,6 +291,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     """A KerasTuner random search over `search_space` for one architecture, defaults first."""
     config = TrainConfig.from_custom_config(fn_args.custom_config)
+    _training_devices(config, f"Tuner {config.architecture}")
     keras.utils.set_random_seed(config.seed)
     _set_precision(config)
     strategy = distribution_strategy(config.distribute)

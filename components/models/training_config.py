@@ -67,6 +67,9 @@ class TrainConfig:
     # "auto": MirroredStrategy over the GPUs when more than one is visible, else the default
     # strategy; "mirrored": MirroredStrategy over the GPUs, or over the logical CPUs if none.
     distribute: str = "auto"
+    # Stop before training when TensorFlow sees no GPU (devices.py): the `gpu` profile's networks
+    # would train for days on a CPU. `--allow-cpu` turns it off.
+    require_gpu: bool = False
     # Cap on the validation examples scored after each epoch (a fixed random subset; 0: all).
     validation_examples: int = 0
     # Starting from the last pushed model's weights (the pipeline's warm start): this many

@@ -67,6 +67,7 @@ class ModelCard:
                                  f"{training.kept_epoch or '?'} kept (best "
                                  f"{s.get('settings', {}).get('best_epoch_metric', '?')})"),
                     ("test-time augmentation", str(s.get("test_time_augmentation", "none"))),
+                    ("trained on", s.get("devices", {}).get("trained_on", "not recorded")),
                 ]
             metrics = inputs.evaluations[arch].metrics
             overall = [("accuracy", f"{metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}"),

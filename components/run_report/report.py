@@ -213,9 +213,10 @@ def _training_section(inputs: ReportInputs, out) -> str:
                      f"{hp.get('optimizer', '')} {hp.get('learning_rate', 0):.2g}",
                      s.get("batch_size", ""), len(training.history.get("loss", [])),
                      training.kept_epoch or "",
-                     s.get("settings", {}).get("best_epoch_metric", "")])
+                     s.get("settings", {}).get("best_epoch_metric", ""),
+                     s.get("devices", {}).get("trained_on", "")])
     parts.append(html_page.table(["architecture", "model", "optimizer, learning rate", "batch",
-                         "epochs run", "epoch kept", "kept by"], rows))
+                         "epochs run", "epoch kept", "kept by", "trained on"], rows))
     metrics = [m for m in training_metrics.TRAINING_CURVE_METRICS]
     for arch, training in sorted(inputs.trainings.items()):
         plots.training_curves(training.history, metrics, f"{arch}: training and validation",
