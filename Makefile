@@ -16,10 +16,14 @@ IN_STACK := $(shell scripts/stack.sh needs-root $(STACK) && echo scripts/stack_r
 PY := $(IN_STACK) $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap run serve lint test test-retraining test-slow bench bench-train bench-serving lock clean
+.PHONY: bootstrap py run serve lint test test-retraining test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
 	@$(IN_STACK) scripts/bootstrap.sh
+
+## The stack's Python, in the Debian 13 root where needed: make py ARGS="-m bench.run_report ...".
+py: bootstrap
+	$(PY) $(ARGS)
 
 ## Run the pipeline locally on generated demo data (pass options with ARGS="...").
 run: bootstrap

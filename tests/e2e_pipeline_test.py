@@ -325,8 +325,9 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
     match = distance.argmin(axis=1)
     assert sorted(match) == list(range(len(raw)))                    # one to one
     assert distance[np.arange(len(match)), match].max() <= 1e-6
+    # The raw label is a [1] tensor: .item(), as numpy 2 no longer makes an int of a 1-d array.
     assert [int(t[contract.LABEL_XF_KEY]) for _, t in transformed] == \
-        [int(raw[m][1][contract.LABEL_KEY]) for m in match]
+        [raw[m][1][contract.LABEL_KEY].numpy().item() for m in match]
 
     from_beam = keras_probabilities(beam_images)
     from_images = serve_images(image_bytes=raw_bytes)[contract.PROBABILITIES_KEY].numpy()
