@@ -13,10 +13,12 @@ from pipeline import cli, configs, demo_data, local_outputs, run_summary
 
 pytestmark = pytest.mark.e2e
 
-# The profile's recipe, shrunk to seconds: one epoch of two small steps, 1/16 of the width.
+# The profile's recipe, shrunk to seconds: one epoch of two small steps, 1/16 of the width, and
+# Beam in process (its worker processes cost more than the tiny data).
 TINY = ["--architectures", "vgg16", "--epochs", "1", "--max-steps-per-epoch", "2",
         "--training-setting", "width=0.0625", "--training-setting", "batch_size=8",
-        "--min-accuracy", "0"]
+        "--min-accuracy", "0", "--beam-arg=--direct_running_mode=in_memory",
+        "--beam-arg=--direct_num_workers=1"]
 
 
 @pytest.fixture(scope="module")

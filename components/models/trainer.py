@@ -140,7 +140,7 @@ def _training_devices(config: TrainConfig, who: str) -> Dict[str, Any]:
     settings require a GPU and there is none (devices.NoGpuError)."""
     hardware = devices.describe()
     devices.check(config.require_gpu, hardware, who)
-    progress.log.info("%s: training on %s (TensorFlow %s)", who, hardware["trained_on"],
+    progress.log.info("%s: training on %s, TensorFlow %s", who, hardware["trained_on"],
                       hardware["tensorflow"])
     return hardware
 
