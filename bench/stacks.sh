@@ -23,5 +23,5 @@ timed() {  # timed NAME CMD...: wall seconds into $out/NAME.seconds
 timed make-run make run STACK="$stack" ARGS="--output-dir $out/demo"
 timed serving make bench-serving STACK="$stack" ARGS="--output-dir $out/demo"
 timed cpu-profile make run STACK="$stack" ARGS="--data-root $fer --profile cpu --output-dir $out/fer2013"
-make -s py STACK="$stack" ARGS="-m bench.run_report --output-dir $out/fer2013" >"$out/cpu-profile.md"
+make -s py STACK="$stack" ARGS="-m bench.run_report --output-dir $out/fer2013" >"$out/cpu-profile.md" 2>"$out/run-report.log"
 echo "Markdown: $out/serving.log (serving), $out/cpu-profile.md (cpu profile)"
