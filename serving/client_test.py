@@ -156,7 +156,7 @@ def test_grpc_over_tls_with_the_servers_certificate_as_ca(tmp_path, tiny_exports
 def test_cli_finds_faces_in_photos_and_reports_photos_without_one(server, tmp_path, capsys):
     import cv2
 
-    from serving.faces_test import fer_faces, photo_with
+    from tests.face_photos import fer_faces, photo_with
 
     crops = [c for c in fer_faces(20) if faces_lib.find_faces(photo_with([c], [(240, 100)]))]
     group = tmp_path / "group.jpg"

@@ -12,26 +12,17 @@ from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import image_checks, ingest_report
 from components.run_report import executor as report_executor
 from components.run_report import report as run_report
-from components.run_report import report_test
 from components.validation_gate import DataValidationError
 from pipeline import cli, configs, demo_data, local_outputs, local_runner, run_summary
-from tests import image_folders
+from tests import image_folders, report_folder
+from tests.transformed import IMAGE_XF, read_transformed
 
 pytestmark = pytest.mark.e2e
 
-IMAGE_XF = contract.transformed_name(contract.IMAGE_KEY)
 LABEL_XF = contract.transformed_name(contract.LABEL_KEY)
 NODES = ("ImageFolderExampleGen", "ImportSchemaGen", "StatisticsGen", "ExampleValidator",
          "SchemaValidationGate", "TrainedOnStatistics", "DistributionValidator", "DriftGate",
          "Transform", "RunReport")
-
-
-def read_transformed(transform_node, split):
-    tft_output = tft.TFTransformOutput(transform_node.uri("transform_graph"))
-    split_dir = os.path.join(transform_node.uri("transformed_examples"), f"Split-{split}")
-    files = [os.path.join(split_dir, f) for f in os.listdir(split_dir)]
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(1000)
-    return [tf.io.parse_example(b, tft_output.transformed_feature_spec()) for b in ds]
 
 
 def test_cli_run_produces_validated_transformed_examples(tmp_path, capfd):
@@ -58,7 +49,7 @@ def test_cli_run_produces_validated_transformed_examples(tmp_path, capfd):
     report_path = os.path.join(outputs["RunReport"].uri(report_executor.REPORT_KEY),
                                run_report.REPORT_FILE)
     assert f"Report:     {report_path}" in printed
-    assert sorted(report_test.check_report_folder(report_path)) == [
+    assert sorted(report_folder.check_report_folder(report_path)) == [
         run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG]
     with open(report_path) as f:
         page = f.read()

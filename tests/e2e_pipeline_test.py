@@ -25,9 +25,8 @@ from components.model_selector import selection as selection_lib
 from components.models import trainer_base, training_metrics
 from components.run_report import executor as report_executor
 from components.run_report import report as run_report
-from components.run_report import report_test
 from pipeline import configs, demo_data, local_outputs, run_summary
-from tests import image_folders
+from tests import image_folders, report_folder
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +91,7 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     report_dir = outputs["RunReport"].uri(report_executor.REPORT_KEY)
     report_path = os.path.join(report_dir, run_report.REPORT_FILE)
     assert f"Report:     {report_path}" in first_run["console"]
-    pngs = report_test.check_report_folder(report_path)  # links resolve, PNG sizes
+    pngs = report_folder.check_report_folder(report_path)  # links resolve, PNG sizes
     assert sorted(pngs) == sorted([
         run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG, run_report.COMPARISON_PNG,
         *(f(arch) for arch in contract.ARCHITECTURES

@@ -5,9 +5,10 @@ import tensorflow as tf
 
 from components import contract
 from components.image_example_gen import executor, image_checks, ingest_report
-from components.image_example_gen.executor_test import read_examples, run_executor
 from components.transform import decode_images
 from tests import fer2013
+from tests.ingest import read_examples, run_executor
+from tests.transformed import IMAGE_XF, read_transformed
 
 pytestmark = pytest.mark.skipif(
     not fer2013.available(), reason=f"FER2013 archives not found in {fer2013.FER2013_DIR} "
@@ -40,7 +41,6 @@ def test_fer2013_slice_ingests_cleanly_and_decodes(tmp_path):
 def test_full_fer2013_data_half(tmp_path):
     """Issue 2's acceptance run: counts, validation and transformed shapes on all of FER2013."""
     from pipeline import local_runner
-    from tests.e2e_data_half_test import IMAGE_XF, read_transformed
 
     data = str(tmp_path / "fer")
     fer2013.extract(data)

@@ -5,8 +5,8 @@ import os
 import pytest
 from tfx.orchestration import data_types
 
-from components.image_example_gen import component, driver, executor_test, spans
-from tests import image_folders
+from components.image_example_gen import component, driver, spans
+from tests import image_folders, ingest
 
 
 def _resolve(input_base, span=None):
@@ -111,9 +111,9 @@ def test_the_span_read_is_recorded_as_the_examples_span_property(tmp_path):
     """TFX's span ops (rolling range) read the standard `span` property. Without a driver (as on
     Kubeflow) the executor picks the latest span itself and records it."""
     for span in (1, 3):
-        image_folders.make_folders(str(tmp_path / "data" / f"span-{span}"), executor_test.CLASSES,
+        image_folders.make_folders(str(tmp_path / "data" / f"span-{span}"), ingest.CLASSES,
                                    per_class=1)
-    examples, report = executor_test.run_executor(
+    examples, report = ingest.run_executor(
         str(tmp_path / "data"), str(tmp_path / "out"),
         exec_properties={driver.INPUT_CONFIG_KEY: driver.input_config()})
     assert examples.span == 3
