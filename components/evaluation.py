@@ -24,7 +24,7 @@ def _overall(value_threshold: Optional[config_pb2.GenericValueThreshold] = None,
     return [config_pb2.PerSliceMetricThreshold(
         slicing_specs=[config_pb2.SlicingSpec()],
         threshold=config_pb2.MetricThreshold(value_threshold=value_threshold,
-                                       change_threshold=change_threshold))]
+                                             change_threshold=change_threshold))]
 
 
 def eval_config(label_names: Sequence[str], min_accuracy: float,

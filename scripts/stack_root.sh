@@ -36,7 +36,7 @@ build() {
 
 # The interpreter's install folder, mounted at the same path so the venv's symlinks resolve.
 python_prefix() {
-  local py; py=$(STACK=current "$ROOT/scripts/stack.sh" python current) || {
+  local py; py=$("$ROOT/scripts/stack.sh" python current) || {
     log "ERROR: no Python $("$ROOT/scripts/stack.sh" python-version current) here for the current stack" \
         "(pyenv install 3.12, or PYTHON=/path/to/python3.12)"; exit 1; }
   dirname "$(dirname "$(readlink -f "$py")")"
