@@ -1,22 +1,32 @@
 """Server-side batching of concurrent requests, as TF Serving's `--enable_batching` does.
 
-Requests for the same version and signature that arrive within `timeout_s` of each other are
-run as one batch of at most `max_batch_size` images, then the outputs are split back. Each
-request's images are checked before it joins a batch; if a joined batch still fails (an image
-that only the decoder rejects), every request of it is run alone, so an error carries the
-request's own image indices and never fails another client's request.
+Requests for the same version and signature, with inputs of the same dtypes and inner shapes,
+that arrive within `timeout_s` of each other run as one batch of at most `max_batch_size` images;
+the outputs are split back. Requests come here checked (prediction.check), so a merged batch
+holds only inputs the signature takes.
+
+Nothing can lose a request: a failure in merging, running or splitting runs each request of the
+batch alone, so each gets its own answer or its own error; requests that cannot merge run apart;
+a request waits at most until its deadline (DEADLINE_EXCEEDED, and it is not run if still
+queued); the batching thread answers the batch it held and restarts if it ever stops.
 """
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Mapping, Optional
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
+import grpc
 import numpy as np
 
 from serving import errors, prediction
+
+log = logging.getLogger("fer_serve")
+
+RunFn = Callable[[object, str, Mapping[str, np.ndarray]], Dict[str, np.ndarray]]
 
 
 @dataclass
@@ -25,108 +35,171 @@ class _Task:
     signature_name: str
     inputs: Mapping[str, np.ndarray]
     size: int
+    deadline: Optional[float]  # time.monotonic() seconds; None: no deadline
     done: threading.Event = field(default_factory=threading.Event)
     result: Optional[Dict[str, np.ndarray]] = None
     error: Optional[BaseException] = None
+    abandoned: bool = False  # its caller stopped waiting: do not run it
+
+    def merge_key(self) -> Tuple:
+        return (id(self.version), self.signature_name,
+                tuple(sorted((k, a.dtype.str, a.shape[1:]) for k, a in self.inputs.items())))
+
+    def answer(self, result=None, error: Optional[BaseException] = None) -> None:
+        self.result, self.error = result, error
+        self.done.set()
+
+
+def deadline_exceeded(what: str) -> errors.ServingError:
+    return errors.ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, what)
 
 
 class Batcher:
-    def __init__(self, max_batch_size: int = 32, timeout_s: float = 0.002, num_threads: int = 1,
-                 observe_batch: Optional[Callable[[int], None]] = None):
+    def __init__(self, max_batch_size: int = 32, timeout_s: float = 0.002,
+                 observe_batch: Optional[Callable[[int], None]] = None,
+                 execute: RunFn = prediction.execute):
         self.max_batch_size = max_batch_size
-        self._observe_batch = observe_batch  # called with the image count of each run batch
         self.timeout_s = timeout_s
+        self._observe_batch = observe_batch  # called with the image count of each model call
+        self._execute = execute
         self._queue: "queue.Queue[Optional[_Task]]" = queue.Queue()
-        self._held: Optional[_Task] = None  # taken from the queue but for the next batch
-        self._threads = [threading.Thread(target=self._loop, name=f"fer-batcher-{i}",
-                                          daemon=True) for i in range(num_threads)]
-        self._take_lock = threading.Lock()
-        for thread in self._threads:
-            thread.start()
+        self._stopped = False
+        self._thread_lock = threading.Lock()
+        self._thread: Optional[threading.Thread] = None
+        self.restarts = 0
+        self._ensure_thread()
 
-    def run(self, version, signature_name: str, inputs: Mapping[str, np.ndarray]
-            ) -> Dict[str, np.ndarray]:
+    def run(self, version, signature_name: str, inputs: Mapping[str, np.ndarray],
+            deadline: Optional[float] = None) -> Dict[str, np.ndarray]:
+        """Runs checked `inputs` as part of a batch; waits at most until `deadline`."""
+        if self._stopped:
+            raise errors.ServingError(grpc.StatusCode.UNAVAILABLE, "the server is stopping")
         size = next(iter(inputs.values())).shape[0]
-        task = _Task(version, signature_name, inputs, size)
+        task = _Task(version, signature_name, inputs, size, deadline)
+        self._ensure_thread()
         self._queue.put(task)
-        task.done.wait()
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not task.done.wait(timeout):
+            task.abandoned = True
+            raise deadline_exceeded("the request's deadline passed while it waited for its "
+                                    "batch")
         if task.error is not None:
             raise task.error
         return task.result
 
     def stop(self) -> None:
-        for _ in self._threads:
-            self._queue.put(None)
+        self._stopped = True
+        self._queue.put(None)
+        while True:  # whatever is still queued gets an answer
+            try:
+                task = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if task is not None:
+                task.answer(error=errors.ServingError(grpc.StatusCode.UNAVAILABLE,
+                                                      "the server is stopping"))
 
-    def _next(self, timeout: Optional[float]) -> Optional[_Task]:
-        if self._held is not None:
-            task, self._held = self._held, None
-            return task
-        return self._queue.get(timeout=timeout) if timeout is not None else self._queue.get()
+    def _ensure_thread(self) -> None:
+        with self._thread_lock:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if self._thread is not None:
+                self.restarts += 1
+                log.error("batcher thread had stopped; restarted (%d)", self.restarts)
+            self._thread = threading.Thread(target=self._loop, name="fer-batcher", daemon=True)
+            self._thread.start()
 
-    def _take_batch(self) -> Optional[List[_Task]]:
-        with self._take_lock:
-            first = self._next(None)
-            if first is None:
-                return None
-            batch, size = [first], first.size
-            deadline = time.perf_counter() + self.timeout_s
-            while size < self.max_batch_size:
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    break
-                try:
-                    task = self._next(remaining)
-                except queue.Empty:
-                    break
-                if task is None:
-                    self._queue.put(None)
-                    break
-                if (task.version is not first.version or task.signature_name != first.signature_name
-                        or set(task.inputs) != set(first.inputs)
-                        or size + task.size > self.max_batch_size):
-                    self._held = task
-                    break
-                batch.append(task)
-                size += task.size
-            return batch
+    # --- the batching thread ---
+
+    def _take(self) -> Optional[List[_Task]]:
+        """Tasks that arrived within the window of the first one; None once stopped."""
+        first = self._queue.get()
+        if first is None:
+            return None
+        tasks, size = [first], first.size
+        window_end = time.monotonic() + self.timeout_s
+        while size < self.max_batch_size:
+            remaining = window_end - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                task = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if task is None:
+                self._queue.put(None)  # stop after this batch
+                break
+            tasks.append(task)
+            size += task.size
+        return tasks
 
     def _loop(self) -> None:
         while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
-            self._run(batch)
+            tasks: List[_Task] = []
+            try:
+                tasks = self._take()
+                if tasks is None:
+                    return
+                for batch in self._batches(tasks):
+                    self._run(batch)
+            except Exception as e:  # a bug here must not leave a request waiting
+                log.exception("batcher failed; answering its requests with the error")
+                for task in tasks or ():
+                    if not task.done.is_set():
+                        task.answer(error=e)
 
-    @staticmethod
-    def _run_alone(task: _Task) -> None:
+    def _batches(self, tasks: List[_Task]) -> List[List[_Task]]:
+        """Live tasks grouped by what can merge, each group cut to max_batch_size images."""
+        now = time.monotonic()
+        groups: Dict[Tuple, List[List[_Task]]] = {}
+        for task in tasks:
+            if task.abandoned:
+                continue
+            if task.deadline is not None and task.deadline <= now:
+                task.answer(error=deadline_exceeded("the request's deadline passed in the "
+                                                    "batching queue"))
+                continue
+            chunks = groups.setdefault(task.merge_key(), [[]])
+            if chunks[-1] and sum(t.size for t in chunks[-1]) + task.size > self.max_batch_size:
+                chunks.append([])
+            chunks[-1].append(task)
+        return [chunk for chunks in groups.values() for chunk in chunks]
+
+    def _run_alone(self, task: _Task) -> None:
         try:
-            task.result = prediction.run(task.version, task.signature_name, task.inputs)
-        except BaseException as e:  # handed to the waiting request thread
-            task.error = e
-        task.done.set()
+            self._observe(task.size)
+            task.answer(self._execute(task.version, task.signature_name, task.inputs))
+        except Exception as e:  # handed to the waiting request thread
+            task.answer(error=e)
+
+    def _observe(self, size: int) -> None:
+        if self._observe_batch:
+            self._observe_batch(size)
 
     def _run(self, batch: List[_Task]) -> None:
-        if self._observe_batch:
-            self._observe_batch(sum(t.size for t in batch))
         if len(batch) == 1:
             self._run_alone(batch[0])
             return
-        first = batch[0]
-        merged = {key: np.concatenate([t.inputs[key] for t in batch]) for key in first.inputs}
+        first, total = batch[0], sum(t.size for t in batch)
         try:
-            outputs = prediction.run(first.version, first.signature_name, merged)
-        except errors.ServingError:
+            merged = {key: np.concatenate([t.inputs[key] for t in batch])
+                      for key in first.inputs}
+            self._observe(total)
+            outputs = self._execute(first.version, first.signature_name, merged)
+            results, start = [], 0
+            for task in batch:
+                results.append({key: value[start:start + task.size]
+                                for key, value in outputs.items()})
+                start += task.size
+            short = [k for k, v in outputs.items() if len(v) != total]
+            if short:
+                raise ValueError(f"outputs {short} do not have one row per image of the batch")
+        except Exception as e:
+            # Each request alone: its own answer, or its own error with its own image indices.
+            log.debug("merged batch of %d requests failed (%s); running them alone",
+                      len(batch), e)
             for task in batch:
                 self._run_alone(task)
             return
-        except BaseException as e:
-            for task in batch:
-                task.error = e
-                task.done.set()
-            return
-        start = 0
-        for task in batch:
-            task.result = {key: value[start:start + task.size] for key, value in outputs.items()}
-            start += task.size
-            task.done.set()
+        for task, result in zip(batch, results, strict=True):
+            task.answer(result)

@@ -80,7 +80,7 @@ def test_version_label_or_number_is_sent(server):
                                version_label="canary") as client:
         with pytest.raises(client_lib.ClientError) as e:
             client.status()
-    assert e.value.code == "NOT_FOUND" and "canary" in e.value.message
+    assert e.value.code == "INVALID_ARGUMENT" and "canary" in e.value.message
     with pytest.raises(ValueError, match="give a version or a version label, not both"):
         client_lib.GrpcClient("127.0.0.1:1", version=1, version_label="x")
 

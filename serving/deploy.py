@@ -3,6 +3,11 @@ batching parameters, a KServe InferenceService, and a Kubernetes Deployment + Se
 HorizontalPodAutoscaler running the `tensorflow/serving` image.
 
 The pushed SavedModel depends on no code of this project, so every engine here loads it as is.
+
+Readiness: every generated readiness probe asks `GET /v1/models/<name>/metadata`, which TF Serving
+(and fer-serve) answer 200 only with a version AVAILABLE (loaded and warmed up) and 404 otherwise.
+The model status endpoint `/v1/models/<name>` is no readiness signal: it answers 200 with the
+state list while a version is still LOADING and after a load failed.
 """
 from __future__ import annotations
 
@@ -19,6 +24,21 @@ CONFIG_MOUNT = "/etc/tf-serving"
 MODELS_CONFIG_FILE = "models.config"
 BATCHING_FILE = "batching_parameters.txt"
 MONITORING_FILE = "monitoring.config"
+# KServe's TensorFlow runtime (kserve-tensorflow-serving) runs TF Serving with
+# --rest_api_port=8080 and --model_name set to the InferenceService's name.
+KSERVE_REST_PORT = 8080
+
+
+def readiness_path(model_name: str) -> str:
+    """The REST path that succeeds only while a version of the model is AVAILABLE: model
+    metadata needs a loaded servable (TF Serving: 404 "Servable not found for request:
+    Latest(<name>)" until then; fer-serve's metadata endpoint also needs a loaded version)."""
+    return f"/v1/models/{model_name}/metadata"
+
+
+def readiness_probe(model_name: str, port: int) -> Dict[str, Any]:
+    return {"httpGet": {"path": readiness_path(model_name), "port": port},
+            "initialDelaySeconds": 5, "periodSeconds": 5}
 
 
 @dataclass
@@ -128,7 +148,9 @@ def kserve_inference_service(storage_uri: str, options: Optional[ClusterOptions]
                              ) -> Dict[str, Any]:
     """A KServe InferenceService with the TensorFlow predictor (TF Serving underneath).
     `storage_uri` is the model's base path (gs://..., s3://..., pvc://...): the numbered
-    versions below it, as the Pusher writes them."""
+    versions below it, as the Pusher writes them. The runtime serves the model under the
+    InferenceService's name (`options.name`), so that is the name readiness asks for; a pod is
+    ready only once a version is AVAILABLE (readiness_path)."""
     options = options or ClusterOptions()
     predictor: Dict[str, Any] = {
         "minReplicas": options.min_replicas,
@@ -139,6 +161,7 @@ def kserve_inference_service(storage_uri: str, options: Optional[ClusterOptions]
             "modelFormat": {"name": "tensorflow"},
             "storageUri": storage_uri,
             "resources": _resources(options),
+            "readinessProbe": readiness_probe(options.name, KSERVE_REST_PORT),
         },
     }
     if options.service_account:
@@ -160,8 +183,9 @@ def kubernetes_manifests(storage_uri: str, model_name: str = contract.MODEL_NAME
                          options: Optional[ClusterOptions] = None) -> List[Dict[str, Any]]:
     """ConfigMap (models.config, batching, monitoring), Deployment of tensorflow/serving,
     Service (gRPC 8500, REST 8501) and HorizontalPodAutoscaler. TF Serving reads gs:// and s3://
-    base paths itself; readiness asks the model status endpoint, so a pod takes traffic only
-    once a version is loaded and warmed up."""
+    base paths itself; readiness asks the model metadata endpoint (readiness_path), so a pod takes
+    traffic only once a version is AVAILABLE (loaded and warmed up), not while one is LOADING or
+    after a failed load, when the status endpoint still answers 200."""
     options = options or ClusterOptions()
     labels = {"app": options.name}
     meta = {"name": options.name, "namespace": options.namespace, "labels": labels}
@@ -172,15 +196,13 @@ def kubernetes_manifests(storage_uri: str, model_name: str = contract.MODEL_NAME
                  BATCHING_FILE: batching_parameters(),
                  MONITORING_FILE: monitoring_config()},
     }
-    status_path = f"/v1/models/{model_name}"
     container = {
         "name": "tf-serving",
         "image": options.image,
         "args": tf_serving_args(CONFIG_MOUNT),
         "ports": [{"name": "grpc", "containerPort": contract.GRPC_PORT},
                   {"name": "http", "containerPort": contract.REST_PORT}],
-        "readinessProbe": {"httpGet": {"path": status_path, "port": contract.REST_PORT},
-                           "initialDelaySeconds": 5, "periodSeconds": 5},
+        "readinessProbe": readiness_probe(model_name, contract.REST_PORT),
         "livenessProbe": {"tcpSocket": {"port": contract.GRPC_PORT},
                           "initialDelaySeconds": 30, "periodSeconds": 15},
         "resources": _resources(options),

@@ -57,7 +57,9 @@ def test_kubernetes_manifests_carry_model_uri_ports_and_probes(tmp_path):
     container = docs["Deployment"]["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == deploy.TF_SERVING_IMAGE
     assert {p["containerPort"] for p in container["ports"]} == {8500, 8501}
-    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/fer", "port": 8501}
+    # Ready only with a version AVAILABLE: metadata needs a loaded servable, the status does not.
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v1/models/fer/metadata",
+                                                      "port": 8501}
     assert container["resources"]["requests"]["cpu"]
     assert "--enable_model_warmup=true" in container["args"]
     mount = container["volumeMounts"][0]["mountPath"]
@@ -75,3 +77,31 @@ def test_kserve_inference_service_uses_the_tensorflow_predictor(capsys):
     assert service["kind"] == "InferenceService" and service["metadata"]["name"] == "fer-prod"
     model = service["spec"]["predictor"]["model"]
     assert model["modelFormat"] == {"name": "tensorflow"} and model["storageUri"] == URI
+    # KServe's TensorFlow runtime serves the model under the InferenceService's name, REST 8080.
+    assert model["readinessProbe"]["httpGet"] == {"path": "/v1/models/fer-prod/metadata",
+                                                  "port": 8080}
+
+
+def _probes(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "readinessProbe":
+                yield value
+            yield from _probes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _probes(value)
+
+
+def test_every_generated_readiness_probe_needs_an_available_version():
+    """TF Serving answers the status endpoint 200 while a version is LOADING or failed: every
+    readiness probe asks for the metadata, which needs a loaded version."""
+    options = deploy.ClusterOptions(name="fer-prod")
+    for documents, served_name in (
+            (deploy.kubernetes_manifests(URI, "fer", options), "fer"),
+            ([deploy.kserve_inference_service(URI, options)], "fer-prod")):
+        probes = list(_probes(documents))
+        assert probes, documents
+        for probe in probes:
+            assert probe["httpGet"]["path"] == f"/v1/models/{served_name}/metadata"
+    assert deploy.readiness_path("fer") == "/v1/models/fer/metadata"

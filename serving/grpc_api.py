@@ -6,11 +6,12 @@ Serving works here unchanged.
 """
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
-from concurrent import futures
-from typing import Optional, Tuple
+from concurrent.futures import Executor
+from typing import Callable, Optional, Tuple
 
 import grpc
 from google.protobuf import any_pb2
@@ -22,7 +23,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving import errors, prediction
-from serving.service import FerService
+from serving.service import FerService, too_many_requests
 
 log = logging.getLogger("fer_serve")
 
@@ -39,43 +40,67 @@ def version_of(model_spec) -> Tuple[Optional[int], Optional[str]]:
     return None, None
 
 
-def _instrumented(method_name: str):
-    """Times a servicer method, counts its status code and turns ServingError into a status."""
-    def wrap(method):
-        @functools.wraps(method)
-        def handler(self, request, context):
-            started = time.perf_counter()
-            code = grpc.StatusCode.OK
-            self.service.metrics.in_flight.inc()
+class _Calls:
+    """Runs a servicer method's work, times it, counts its status code and turns ServingError
+    into the call's status. Predict runs on the worker pool once admitted; status and metadata
+    are dictionary lookups and run on the event loop."""
+
+    def __init__(self, service: FerService, executor: Executor):
+        self.service = service
+        self.executor = executor
+
+    async def run(self, method_name: str, context, work: Callable[[Optional[float]], object],
+                  admitted: bool = False):
+        metrics = self.service.metrics
+        started = time.perf_counter()
+        code, message = grpc.StatusCode.OK, ""
+        if admitted and not self.service.admission.try_acquire():
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, too_many_requests().message
+        else:
+            metrics.in_flight.inc()
             try:
-                return method(self, request, context)
+                remaining = context.time_remaining()
+                deadline = None if remaining is None else time.monotonic() + remaining
+                if admitted:
+                    return await asyncio.get_running_loop().run_in_executor(
+                        self.executor, work, deadline)
+                return work(deadline)
             except errors.ServingError as e:
-                code = e.code
-                context.abort(e.code, e.message)
+                code, message = e.code, e.message
+            except asyncio.CancelledError:  # the client went away or its deadline passed
+                code = grpc.StatusCode.CANCELLED
+                raise
             except Exception as e:  # a bug must not take the server down
-                code = grpc.StatusCode.INTERNAL
+                code, message = grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
                 log.exception("%s failed", method_name)
-                context.abort(grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}")
             finally:
-                self.service.metrics.in_flight.dec()
-                self.service.metrics.observe("grpc", method_name, code.name,
-                                             time.perf_counter() - started)
-        return handler
-    return wrap
+                metrics.in_flight.dec()
+                if admitted:
+                    self.service.admission.release()
+                metrics.observe("grpc", method_name, code.name, time.perf_counter() - started)
+        if code != grpc.StatusCode.OK:
+            await context.abort(code, message)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
-    def __init__(self, service: FerService):
-        self.service = service
+    def __init__(self, calls: _Calls):
+        self.calls = calls
+        self.service = calls.service
 
-    @_instrumented("Predict")
-    def Predict(self, request, context):
-        version, label = version_of(request.model_spec)
-        loaded = self.service.resolve(request.model_spec.name, version, label)
-        return prediction.predict_request(loaded, request, runner=self.service.run)
+    async def Predict(self, request, context):
+        def work(deadline):
+            version, label = version_of(request.model_spec)
+            loaded = self.service.resolve(request.model_spec.name, version, label)
+            return prediction.predict_request(
+                loaded, request, functools.partial(self.service.run, deadline=deadline),
+                self.service.limits)
+        return await self.calls.run("Predict", context, work, admitted=True)
 
-    @_instrumented("GetModelMetadata")
-    def GetModelMetadata(self, request, context):
+    async def GetModelMetadata(self, request, context):
+        return await self.calls.run("GetModelMetadata", context,
+                                    lambda deadline: self._metadata(request))
+
+    def _metadata(self, request):
         fields = set(request.metadata_field)
         if fields != {SIGNATURE_DEF_FIELD}:
             raise errors.invalid(f"metadata_field must be ['{SIGNATURE_DEF_FIELD}'], got "
@@ -95,11 +120,15 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
-    def __init__(self, service: FerService):
-        self.service = service
+    def __init__(self, calls: _Calls):
+        self.calls = calls
+        self.service = calls.service
 
-    @_instrumented("GetModelStatus")
-    def GetModelStatus(self, request, context):
+    async def GetModelStatus(self, request, context):
+        return await self.calls.run("GetModelStatus", context,
+                                    lambda deadline: self._status(request))
+
+    def _status(self, request):
         version, label = version_of(request.model_spec)
         store = self.service.store(request.model_spec.name)
         if label:
@@ -114,24 +143,31 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-def make_server(service: FerService, host: str, port: int, max_request_bytes: int,
-                max_concurrent_requests: int, threads: int,
-                credentials: Optional[grpc.ServerCredentials] = None) -> Tuple[grpc.Server, int]:
-    """A started-not gRPC server bound to host:port (0 picks a free port); returns it and the
-    port. Requests over `max_request_bytes` and calls over `max_concurrent_requests` get
+async def start_server(service: FerService, executor: Executor, host: str, port: int,
+                       credentials: Optional[grpc.ServerCredentials] = None
+                       ) -> Tuple[grpc.aio.Server, int]:
+    """A started asyncio gRPC server on host:port (0 picks a free port), on the running loop.
+
+    A call holds no thread until its message has arrived (slow senders starve nobody); calls
+    open at once are capped at `max_connections`, messages at `max_request_bytes`, both
     RESOURCE_EXHAUSTED from gRPC itself."""
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="fer-grpc"),
-        maximum_concurrent_rpcs=max_concurrent_requests,
-        options=[("grpc.max_receive_message_length", max_request_bytes),
-                 ("grpc.max_send_message_length", max(max_request_bytes, 64 << 20)),
+    limits = service.limits
+    server = grpc.aio.server(
+        maximum_concurrent_rpcs=limits.max_connections,
+        options=[("grpc.max_receive_message_length", limits.max_request_bytes),
+                 ("grpc.max_send_message_length", max(limits.max_request_bytes, 64 << 20)),
                  ("grpc.so_reuseport", 0)])
+    calls = _Calls(service, executor)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(service), server)
-    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(service), server)
+        PredictionServicer(calls), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(calls), server)
     address = f"{host}:{port}"
-    bound = (server.add_secure_port(address, credentials) if credentials
-             else server.add_insecure_port(address))
+    try:
+        bound = (server.add_secure_port(address, credentials) if credentials
+                 else server.add_insecure_port(address))
+    except RuntimeError:
+        bound = 0
     if not bound:
         raise OSError(f"cannot bind gRPC to {address}")
+    await server.start()
     return server, bound

@@ -12,7 +12,8 @@ from typing import List, Optional, Sequence
 import tensorflow as tf
 
 from components import contract
-from serving import errors
+from serving import errors, image_headers
+from serving.limits import DEFAULT_LIMITS, Limits, flag_of
 
 
 def sniff_format(data: bytes) -> Optional[str]:
@@ -25,19 +26,41 @@ def _describe_unsupported(data: bytes) -> str:
             or f"unknown format (starts with {data[:8]!r})")
 
 
-def check_batch(images: Sequence[bytes]) -> None:
-    """Raises INVALID_ARGUMENT naming every empty or non-image entry of `images`."""
+def check_batch(images: Sequence[bytes], limits: Limits = DEFAULT_LIMITS) -> None:
+    """Raises INVALID_ARGUMENT naming every empty, non-image or oversized entry of `images`,
+    or a batch that would decode to more than the request's limit. Reads headers only."""
     if len(images) == 0:
         raise errors.invalid("empty batch: the request has no image")
     problems: List[str] = []
+    decoded_bytes = 0
     for i, data in enumerate(images):
-        if not data:
-            problems.append(f"image {i}: empty bytes")
-        elif sniff_format(data) is None:
+        if not isinstance(data, bytes) or not data:
+            problems.append(f"image {i}: empty bytes" if not data
+                            else f"image {i}: not bytes but {type(data).__name__}")
+            continue
+        fmt = sniff_format(data)
+        if fmt is None:
             problems.append(f"image {i}: unsupported format, {_describe_unsupported(data)}; "
                             f"accepted: {', '.join(contract.DECODABLE_FORMATS)}")
+            continue
+        try:
+            header = image_headers.read_header(data, fmt)
+        except image_headers.MalformedHeader as e:
+            problems.append(f"image {i}: cannot be decoded as {fmt} ({e})")
+            continue
+        if header.pixels > limits.max_pixels_per_image:
+            problems.append(f"image {i}: {header.width}x{header.height} {fmt} is "
+                            f"{header.pixels} pixels, over the limit of "
+                            f"{limits.max_pixels_per_image} "
+                            f"({flag_of('max_pixels_per_image')})")
+        decoded_bytes += header.decoded_bytes
     if problems:
         raise errors.invalid(_join(problems, len(images)))
+    if decoded_bytes > limits.max_decoded_bytes_per_request:
+        raise errors.invalid(
+            f"the {len(images)} images would decode to {decoded_bytes} bytes, over the limit "
+            f"of {limits.max_decoded_bytes_per_request} per request "
+            f"({flag_of('max_decoded_bytes_per_request')}); send fewer or smaller images")
 
 
 def tf_error_text(error: Exception) -> str:

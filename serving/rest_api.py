@@ -1,4 +1,4 @@
-"""TF Serving's REST API over a FerService, with the standard library's threading HTTP server.
+"""TF Serving's REST API over a FerService, on the bounded HTTP server of http_server.py.
 
   GET  /v1/models/<name>[/versions/<n>|/labels/<label>]            model status
   GET  /v1/models/<name>[/versions/<n>|/labels/<label>]/metadata   signature defs
@@ -7,7 +7,8 @@
   GET  /monitoring/prometheus/metrics
 
 Binary strings travel as {"b64": "..."}, as in TF Serving. Errors are {"error": "..."} with
-TF Serving's HTTP codes; a body over the size limit gets 413 before it is read. Responses carry
+TF Serving's HTTP codes; a body over the size limit gets 413 before it is read. Names in the
+path are URL-decoded; a version that is not a decimal int64 is a 400. Responses carry
 the version that answered in an `X-Model-Version` header (TF Serving's body format has no room
 for it).
 """
@@ -15,12 +16,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import json
 import logging
 import re
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import urllib.parse
 from typing import Any, Dict, List, Optional, Tuple
 
 import grpc
@@ -29,16 +30,18 @@ import tensorflow as tf
 from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 
-from serving import errors, metrics, prediction
+from serving import errors, http_server, metrics, prediction
+from serving.limits import DEFAULT_LIMITS, INT64_MAX, Limits
 from serving.service import FerService
 
 log = logging.getLogger("fer_serve")
 
 _MODEL_PATH = re.compile(
     r"^/v1/models/(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>predict|classify|regress))?$")
 VERSION_HEADER = "X-Model-Version"
+MAX_JSON_INTEGER_DIGITS = 40
 
 
 def _to_bytes(value: Any, where: str) -> bytes:
@@ -66,14 +69,15 @@ def _to_array(values: Any, dtype_enum: int, key: str) -> np.ndarray:
                              f"{prediction.dtype_name(dtype_enum)}: {e}") from None
 
 
-def parse_predict_body(body: Dict[str, Any], signature_def, signature_name: str
-                       ) -> Tuple[Dict[str, np.ndarray], bool]:
+def parse_predict_body(body: Dict[str, Any], signature_def, signature_name: str,
+                       limits: Limits = DEFAULT_LIMITS) -> Tuple[Dict[str, np.ndarray], bool]:
     """JSON request -> (arrays by input key, row format?)."""
     keys = list(signature_def.inputs)
     if "instances" in body:
         instances = body["instances"]
         if not isinstance(instances, list):
             raise errors.invalid("'instances' must be a list")
+        prediction.check_batch_size("instances", len(instances), limits)
         named = (len(instances) > 0 and all(isinstance(i, dict) for i in instances)
                  and not any(set(i) == {"b64"} for i in instances))
         if named:
@@ -100,6 +104,9 @@ def parse_predict_body(body: Dict[str, Any], signature_def, signature_name: str
         raise errors.invalid("the request body needs 'instances' (row format) or 'inputs' "
                              "(columnar format)")
     prediction.check_inputs(signature_def, signature_name, columns)
+    for key, values in columns.items():
+        if isinstance(values, list):  # before converting: the batch cap bounds the work
+            prediction.check_batch_size(key, len(values), limits)
     arrays = {key: _to_array(values, signature_def.inputs[key].dtype, key)
               for key, values in columns.items()}
     return arrays, row_format
@@ -147,153 +154,141 @@ def status_json(statuses) -> Dict[str, Any]:
         for s in statuses]}
 
 
+# Fields left at their defaults are printed too, as TF Serving prints them. protobuf renamed
+# the option in 5.26 (the legacy stack has 3.20, the current one 6.x).
+_PRINT_DEFAULTS = ("always_print_fields_with_no_presence"
+                   if "always_print_fields_with_no_presence"
+                   in inspect.signature(json_format.MessageToDict).parameters
+                   else "including_default_value_fields")
+
+
 def metadata_json(loaded) -> Dict[str, Any]:
+    def as_dict(signature_def):
+        return json_format.MessageToDict(signature_def, preserving_proto_field_name=True,
+                                         **{_PRINT_DEFAULTS: True})
+
     return {
         "model_spec": {"name": loaded.model_name, "signature_name": "",
                        "version": str(loaded.version)},
         "metadata": {"signature_def": {
-            "signature_def": {name: json_format.MessageToDict(sd, preserving_proto_field_name=True)
-                              for name, sd in loaded.signature_defs.items()}}},
+            "signature_def": {name: as_dict(sd) for name, sd in loaded.signature_defs.items()}}},
     }
 
 
-class RestServer(ThreadingHTTPServer):
-    daemon_threads = True
+def parse_version(text: Optional[str]) -> Optional[int]:
+    """A version from the URL: decimal int64 (TF Serving answers 400 to anything else)."""
+    if text is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,19}", text) or int(text) > INT64_MAX:
+        raise errors.invalid(f"the version in the URL must be a decimal int64, got {text[:40]!r}")
+    return int(text)
 
-    def __init__(self, address, service: FerService, max_request_bytes: int,
-                 max_concurrent_requests: int):
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_JSON_INTEGER_DIGITS:
+        raise ValueError(f"an integer of {len(text)} digits; at most "
+                         f"{MAX_JSON_INTEGER_DIGITS} are accepted")
+    return int(text)
+
+
+def parse_json(data: bytes) -> Dict[str, Any]:
+    """The body as a JSON object. Nesting is bounded by Python's recursion limit and integers
+    by MAX_JSON_INTEGER_DIGITS: both are 400s, not work."""
+    try:
+        body = json.loads(data or b"{}", parse_int=_bounded_int)
+    except RecursionError:
+        raise errors.invalid("the body is not valid JSON: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise errors.invalid(f"the body is not valid JSON: {e}") from None
+    if not isinstance(body, dict):
+        raise errors.invalid("the body must be a JSON object")
+    return body
+
+
+def _json_bytes(payload: Any) -> bytes:
+    return json.dumps(payload).encode("utf-8")
+
+
+class RestApp(http_server.App):
+    """The REST routes over a FerService: run on a worker thread once a request has arrived."""
+
+    def __init__(self, service: FerService):
         self.service = service
-        self.max_request_bytes = max_request_bytes
-        self.slots = threading.BoundedSemaphore(max_concurrent_requests)
-        self._active = 0
-        self._active_lock = threading.Condition()
-        super().__init__(address, _Handler)
+        self.limits = service.limits
 
-    def track(self, delta: int) -> None:
-        with self._active_lock:
-            self._active += delta
-            self._active_lock.notify_all()
+    # Predictions count against --max-concurrent-requests; status, metadata and metrics are
+    # lookups and always run.
+    def admit(self, request: http_server.Request) -> bool:
+        return request.method != "POST" or self.service.admission.try_acquire()
 
-    def wait_idle(self, timeout_s: float) -> bool:
-        """Waits until no request is being handled; False if `timeout_s` passed first."""
-        with self._active_lock:
-            return self._active_lock.wait_for(lambda: self._active == 0, timeout_s)
+    def release(self, request: http_server.Request) -> None:
+        if request.method == "POST":
+            self.service.admission.release()
 
+    def error(self, status: int, message: str,
+              request: Optional[http_server.Request] = None) -> http_server.Response:
+        method = method_name(request.method, request.target) if request else "unknown"
+        code = _CODE_OF_HTTP.get(status, grpc.StatusCode.INVALID_ARGUMENT)
+        self.service.metrics.observe("rest", method, code.name, 0.0)
+        return http_server.Response(status, _json_bytes({"error": message}))
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections
-    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle holds the body
-    # until the client acknowledges the headers, which delayed ACK postpones by ~40 ms.
-    disable_nagle_algorithm = True
-    server: RestServer
-    timeout = 30  # seconds an idle keep-alive connection stays open
-
-    def log_message(self, format, *args):  # access log off: metrics count requests
-        pass
-
-    def _send(self, status: int, payload: Any, content_type: str = "application/json",
-              headers: Optional[Dict[str, str]] = None) -> None:
-        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path.split("?")[0] == metrics.METRICS_PATH:
-            self._send(200, self.server.service.metrics.exposition(), metrics.CONTENT_TYPE)
-            return
-        self._handle("GET")
-
-    def do_POST(self):
-        self._handle("POST")
-
-    def _handle(self, http_method: str) -> None:
-        service = self.server.service
+    def handle(self, request: http_server.Request) -> http_server.Response:
+        service = self.service
         started = time.perf_counter()
-        method, code = method_name(http_method, self.path), grpc.StatusCode.OK
-        if not self.server.slots.acquire(blocking=False):
-            self._drain_body()
-            service.metrics.observe("rest", method, grpc.StatusCode.RESOURCE_EXHAUSTED.name, 0.0)
-            self._send(429, {"error": "too many concurrent requests"})
-            return
+        method, code = method_name(request.method, request.target), grpc.StatusCode.OK
         service.metrics.in_flight.inc()
-        self.server.track(+1)
+        headers: Dict[str, str] = {}
         try:
-            headers = None
-            try:
-                payload, headers = self._route(http_method)
-                status = 200
-            except errors.ServingError as e:
-                code, status, payload = e.code, e.http_status, {"error": e.message}
-            except Exception as e:  # a bug must not take the server down
-                code, status = grpc.StatusCode.INTERNAL, 500
-                log.exception("REST %s %s failed", http_method, self.path)
-                payload = {"error": f"{type(e).__name__}: {e}"}
-            finally:
-                service.metrics.in_flight.dec()
-                # Counted before the answer goes out: a client that reads the metrics right
-                # after its answer finds its request there.
-                service.metrics.observe("rest", method, code.name, time.perf_counter() - started)
-            self._send(status, payload, headers=headers)
+            path = request.target.split("?")[0]
+            if path == metrics.METRICS_PATH and request.method in ("GET", "HEAD"):
+                return http_server.Response(200, service.metrics.exposition(),
+                                            metrics.CONTENT_TYPE)
+            payload, headers = self._route(request, path)
+            status = 200
+        except errors.ServingError as e:
+            code, status, payload = e.code, e.http_status, {"error": e.message}
+        except Exception as e:  # a bug must not take the server down
+            code, status = grpc.StatusCode.INTERNAL, 500
+            log.exception("REST %s %s failed", request.method, request.target[:200])
+            payload = {"error": f"{type(e).__name__}: {e}"}
         finally:
-            self.server.slots.release()
-            self.server.track(-1)  # after the answer: a graceful stop waits for it
+            service.metrics.in_flight.dec()
+            # Counted before the answer goes out: a client that reads the metrics right after
+            # its answer finds its request there.
+            service.metrics.observe("rest", method, code.name, time.perf_counter() - started)
+        return http_server.Response(status, _json_bytes(payload), headers=headers)
 
-    def _drain_body(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if 0 < length <= self.server.max_request_bytes:
-            self.rfile.read(length)
-        elif length:
-            self.close_connection = True
-
-    def _read_json(self) -> Dict[str, Any]:
-        length = self.headers.get("Content-Length")
-        if length is None:
-            self.close_connection = True
-            raise errors.ServingError(grpc.StatusCode.INVALID_ARGUMENT,
-                                      "a Content-Length header is required")
-        length = int(length)
-        if length > self.server.max_request_bytes:
-            self.close_connection = True  # the unread body must not be taken as a request
-            raise errors.too_large(f"request body of {length} bytes is over the limit of "
-                                   f"{self.server.max_request_bytes} bytes")
-        try:
-            body = json.loads(self.rfile.read(length) or b"{}")
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise errors.invalid(f"the body is not valid JSON: {e}") from None
-        if not isinstance(body, dict):
-            raise errors.invalid("the body must be a JSON object")
-        return body
-
-    def _route(self, http_method: str) -> Tuple[Any, Dict[str, str]]:
-        match = _MODEL_PATH.match(self.path.split("?")[0])
+    def _route(self, request: http_server.Request, path: str) -> Tuple[Any, Dict[str, str]]:
+        http_method = "GET" if request.method == "HEAD" else request.method
+        match = _MODEL_PATH.match(path)
         if not match:
-            if http_method == "POST":
-                self._drain_body()
-            raise errors.not_found(f"no such endpoint: {http_method} {self.path}")
-        service = self.server.service
-        name, label, verb = match["name"], match["label"], match["verb"]
-        version = int(match["version"]) if match["version"] else None
+            raise errors.not_found(f"no such endpoint: {request.method} {path[:200]}")
+        service = self.service
+        name = urllib.parse.unquote(match["name"])
+        label = urllib.parse.unquote(match["label"]) if match["label"] else None
+        version = parse_version(urllib.parse.unquote(match["version"])
+                                if match["version"] else None)
+        verb = match["verb"]
         if verb:
             if http_method != "POST":
-                raise errors.invalid(f":{verb} takes POST")
-            body = self._read_json()
+                raise _method_not_allowed(f":{verb} takes POST, got {request.method}")
+            body = parse_json(request.body)
             if verb != "predict":
                 raise errors.ServingError(grpc.StatusCode.UNIMPLEMENTED,
                                           f":{verb} is not served; use :predict")
             loaded = service.resolve(name, version, label)
-            signature_name = prediction.signature_name_or_default(body.get("signature_name"))
+            signature_name = body.get("signature_name")
+            if signature_name is not None and not isinstance(signature_name, str):
+                raise errors.invalid("'signature_name' must be a string")
+            signature_name = prediction.signature_name_or_default(signature_name)
             signature_def = prediction.signature_def_of(loaded, signature_name)
-            arrays, row_format = parse_predict_body(body, signature_def, signature_name)
-            outputs = service.run(loaded, signature_name, arrays)
+            arrays, row_format = parse_predict_body(body, signature_def, signature_name,
+                                                    self.limits)
+            deadline = request.arrived + self.limits.rest_api_timeout_ms / 1000.0
+            outputs = service.run(loaded, signature_name, arrays, deadline=deadline)
             return predict_response(outputs, row_format), {VERSION_HEADER: str(loaded.version)}
         if http_method != "GET":
-            self._drain_body()
-            raise errors.invalid(f"{self.path} takes GET")
+            raise _method_not_allowed(f"{path[:200]} takes GET, got {request.method}")
         if match["metadata"]:
             return metadata_json(service.resolve(name, version, label)), {}
         if label:
@@ -301,6 +296,11 @@ class _Handler(BaseHTTPRequestHandler):
         return status_json(service.status(name, version)), {}
 
 
-def make_server(service: FerService, host: str, port: int, max_request_bytes: int,
-                max_concurrent_requests: int) -> RestServer:
-    return RestServer((host, port), service, max_request_bytes, max_concurrent_requests)
+def _method_not_allowed(message: str) -> errors.ServingError:
+    return errors.ServingError(grpc.StatusCode.INVALID_ARGUMENT, message, http_status=405)
+
+
+# HTTP status of a request refused before it ran -> the gRPC code its metric is counted under.
+_CODE_OF_HTTP = {408: grpc.StatusCode.DEADLINE_EXCEEDED, 413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 429: grpc.StatusCode.RESOURCE_EXHAUSTED, 431: grpc.StatusCode.RESOURCE_EXHAUSTED,
+                 503: grpc.StatusCode.UNAVAILABLE}

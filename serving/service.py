@@ -3,22 +3,28 @@
 """
 from __future__ import annotations
 
+import threading
+import time
 from typing import Dict, Iterable, List, Mapping, Optional
 
+import grpc
 import numpy as np
 
 from serving import errors, prediction
-from serving.batching import Batcher
+from serving.batching import Batcher, deadline_exceeded
+from serving.limits import DEFAULT_LIMITS, Limits, flag_of
 from serving.metrics import ServingMetrics
 from serving.model_store import LoadedVersion, ModelStore, VersionStatus
 
 
 class FerService:
     def __init__(self, stores: Mapping[str, ModelStore], metrics: Optional[ServingMetrics] = None,
-                 batcher: Optional[Batcher] = None):
+                 batcher: Optional[Batcher] = None, limits: Limits = DEFAULT_LIMITS):
         self.stores = dict(stores)
         self.metrics = metrics or ServingMetrics()
         self.batcher = batcher
+        self.limits = limits
+        self.admission = Admission(limits.max_concurrent_requests)
 
     def store(self, model_name: str) -> ModelStore:
         if not model_name:
@@ -33,18 +39,20 @@ class FerService:
         return self.store(model_name).get(version, label)
 
     def run(self, version: LoadedVersion, signature_name: str,
-            inputs: Mapping[str, np.ndarray], output_filter: Iterable[str] = ()
+            inputs: Mapping[str, np.ndarray], output_filter: Iterable[str] = (),
+            limits: Optional[Limits] = None, deadline: Optional[float] = None
             ) -> Dict[str, np.ndarray]:
-        """prediction.run, through the batcher when it is on and the request is smaller than a
-        batch."""
-        size = next(iter(inputs.values())).shape[0] if inputs else 0
-        if self.batcher is None or not inputs or size >= self.batcher.max_batch_size \
-                or any(a.ndim == 0 for a in inputs.values()):
-            outputs = prediction.run(version, signature_name, inputs, output_filter)
+        """Checks the request, then runs it: through the batcher when batching is on and the
+        request is smaller than a batch. `deadline` (time.monotonic()) bounds the wait."""
+        wanted = prediction.check(version, signature_name, inputs, output_filter,
+                                  limits or self.limits)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise deadline_exceeded("the request's deadline passed before it could run")
+        size = next(iter(inputs.values())).shape[0]
+        if self.batcher is None or size >= self.batcher.max_batch_size:
+            outputs = prediction.execute(version, signature_name, inputs, wanted)
         else:
-            signature_def = prediction.signature_def_of(version, signature_name)
-            wanted = prediction.check_output_filter(signature_def, signature_name, output_filter)
-            outputs = self.batcher.run(version, signature_name, inputs)
+            outputs = self.batcher.run(version, signature_name, inputs, deadline)
             if wanted:
                 outputs = {k: v for k, v in outputs.items() if k in wanted}
         self.metrics.images.labels(version.model_name).inc(size)
@@ -58,3 +66,34 @@ class FerService:
             store.stop()
         if self.batcher:
             self.batcher.stop()
+
+
+class Admission:
+    """The requests being run, both APIs together: over the limit, RESOURCE_EXHAUSTED at once.
+    Taken only once a request has fully arrived, so slow senders hold none."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._running = 0
+        self._lock = threading.Lock()
+
+    def try_acquire(self) -> bool:
+        with self._lock:
+            if self._running >= self.limit:
+                return False
+            self._running += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self._running -= 1
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+
+def too_many_requests() -> errors.ServingError:
+    return errors.ServingError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"too many concurrent requests ({flag_of('max_concurrent_requests')})")
