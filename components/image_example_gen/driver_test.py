@@ -3,10 +3,11 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 from tfx.orchestration import data_types
 
 from components.image_example_gen import component, driver, spans
-from tests import image_folders, ingest
+from tests import image_folders, ingest, special_entries
 
 
 def _resolve(input_base, span=None):
@@ -80,6 +81,87 @@ def test_fingerprint_changes_with_any_added_renamed_or_rewritten_file(tmp_path):
 
     image_folders.write(os.path.join(root, "Training", "happy", "c.png"), b"c")
     assert spans.fingerprint(root) not in (first, relabelled, rewritten)
+
+
+def test_a_dangling_link_in_a_class_folder_does_not_stop_the_driver(tmp_path):
+    """The executor skips the link with a reason; the fingerprint must not raise on it."""
+    image_folders.make_folders(str(tmp_path), ["happy"], per_class=1)
+    before = spans.fingerprint(str(tmp_path))
+    link = special_entries.dangling_link(str(tmp_path / "Training" / "happy" / "gone.jpg"))
+    resolved = _resolve(str(tmp_path))
+    with_link = resolved[driver.FINGERPRINT_PROPERTY]
+    assert with_link == spans.fingerprint(str(tmp_path)) != before
+    # Pointed elsewhere, it is another entry.
+    os.remove(link)
+    os.symlink("elsewhere.jpg", link)
+    assert spans.fingerprint(str(tmp_path)) not in (before, with_link)
+
+
+def test_fingerprint_changes_with_each_entry_the_executor_skips_unread(tmp_path):
+    root = str(tmp_path)
+    happy = os.path.join(root, "Training", "happy")
+    image_folders.write(os.path.join(happy, "a.png"), b"aaaa")
+    seen = [spans.fingerprint(root)]
+    added = []
+    for make, name in ((special_entries.dangling_link, "gone.jpg"),
+                       (special_entries.fifo, "pipe.jpg"),
+                       (special_entries.unix_socket, "socket.png"),
+                       (special_entries.directory, "folder.png")):
+        added.append(make(os.path.join(happy, name)))
+        current = spans.fingerprint(root)
+        assert current == spans.fingerprint(root) and current not in seen, name
+        seen.append(current)
+    assert seen[-1].startswith("files:4,bytes:4,")  # listed, no size for what is no file
+    # Each one gone: back to the fingerprint before it came.
+    for i in reversed(range(len(added))):
+        (os.rmdir if i == 3 else os.remove)(added[i])
+        assert spans.fingerprint(root) == seen[i], added[i]
+
+
+def test_fingerprint_survives_an_entry_gone_between_the_walk_and_its_stat(tmp_path, monkeypatch):
+    root = str(tmp_path)
+    image_folders.write(os.path.join(root, "Training", "happy", "a.png"), b"aaaa")
+    image_folders.write(os.path.join(root, "Training", "happy", "b.png"), b"bbbb")
+    entry_record = spans._entry_record
+
+    def remove_b_first(path):
+        if path.endswith("b.png"):
+            os.remove(path)
+        return entry_record(path)
+
+    monkeypatch.setattr(spans, "_entry_record", remove_b_first)
+    during = spans.fingerprint(root)
+    monkeypatch.undo()
+    assert during.startswith("files:2,bytes:4,")
+    # Not the fingerprint of what is left: the next run reads the files again.
+    assert during != spans.fingerprint(root)
+
+
+def test_fingerprint_of_a_remote_folder_uses_tf_io_gfile(tmp_path, monkeypatch):
+    """Other file systems (here TensorFlow's in-memory ram://): stat by tf.io.gfile, an entry
+    gone before its stat recorded as missing."""
+    root = f"ram://{tmp_path.name}"
+    tf.io.gfile.makedirs(f"{root}/Training/happy")
+    for name in ("a.png", "b.png"):
+        with tf.io.gfile.GFile(f"{root}/Training/happy/{name}", "wb") as f:
+            f.write(b"xy")
+    entry_record = spans._entry_record
+
+    def remove_b_first(path):
+        if path.endswith("b.png"):
+            tf.io.gfile.remove(path)
+        return entry_record(path)
+
+    try:
+        first = spans.fingerprint(root)
+        assert first.startswith("files:2,bytes:4,") and first == spans.fingerprint(root)
+        monkeypatch.setattr(spans, "_entry_record", remove_b_first)
+        during = spans.fingerprint(root)
+        monkeypatch.undo()
+        assert during.startswith("files:2,bytes:2,")
+        assert during not in (first, spans.fingerprint(root))
+    finally:
+        tf.io.gfile.rmtree(root)
 
 
 def test_the_span_asked_for_is_a_static_range(tmp_path):

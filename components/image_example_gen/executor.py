@@ -4,7 +4,10 @@ The driver-side work is limited to listing split and class *folders* (layout.py)
 files in each class folder, reading, checking (image_checks.py) and encoding them all run in
 Beam, so the work spreads over the runner's workers. Every file ends up either as an example or
 as a line in the ingest report's `skipped.jsonl` (ingest_report.py), which checks that
-`files seen = examples + skipped`, files seen being counted on the listing itself.
+`files seen = examples + skipped`, files seen being counted on the listing itself. That holds for
+entries that are no readable file too (dangling links, FIFOs, sockets, entries gone or denied
+when read): each is one skip with its reason (image_checks.py says which are bad images), never
+an exception that stops the run.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import hashlib
 import json
 import os
 import posixpath
+import stat
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
@@ -96,6 +100,56 @@ def _list_class_folder(folder: layout_lib.ClassFolder, root: str) -> Iterable[Tu
         yield folder, name.rstrip("/")
 
 
+def _read_local(path: str) -> bytes:
+    """The bytes of the local regular file `path`. Opened non-blocking and checked again once
+    open: a FIFO put in its place after the check would else block the read forever (the flag
+    does not change reading a regular file)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with open(fd, "rb") as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise image_checks.BadImage(image_checks.REASON_NOT_A_REGULAR_FILE,
+                                        image_checks.file_kind(mode))
+        return f.read()
+
+
+def _read_remote(path: str) -> bytes:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        return f.read()
+
+
+def _read_entry(abs_path: str) -> bytes:
+    """The bytes of a listed entry with an image name.
+
+    Raises:
+      image_checks.BadImage: why it has none to give (a directory, no regular file, a dangling
+        link, gone since the listing, unreadable).
+    """
+    local = image_checks.local_path(abs_path)
+    if local is not None:
+        image_checks.check_local_file(local)
+        try:
+            return _read_local(local)
+        except FileNotFoundError:
+            # Gone since the check: the file, or the target of a link (check says which).
+            image_checks.check_local_file(local)
+            raise image_checks.BadImage(image_checks.REASON_VANISHED,
+                                        image_checks.VANISHED_DETAIL) from None
+        except OSError as e:
+            raise image_checks.BadImage(image_checks.REASON_UNREADABLE,
+                                        image_checks.error_detail(e)) from None
+    try:
+        if tf.io.gfile.isdir(abs_path):
+            raise image_checks.BadImage(image_checks.REASON_DIRECTORY)
+        return _read_remote(abs_path)
+    except tf.errors.NotFoundError:
+        raise image_checks.BadImage(image_checks.REASON_VANISHED,
+                                    image_checks.VANISHED_DETAIL) from None
+    except (tf.errors.OpError, OSError) as e:
+        raise image_checks.BadImage(image_checks.REASON_UNREADABLE,
+                                    image_checks.error_detail(e)) from None
+
+
 def _file_to_record(entry: Tuple[layout_lib.ClassFolder, str], root: str,
                     split_ratios: Optional[Dict[str, float]], validation_fraction: float = 0.0):
     """One file -> an ingest_report.example_record or an ingest_report.skipped_record."""
@@ -122,15 +176,12 @@ def _file_to_record(entry: Tuple[layout_lib.ClassFolder, str], root: str,
         return skip(image_checks.REASON_DIRECTORY if tf.io.gfile.isdir(abs_path)
                     else image_checks.REASON_NOT_IMAGE_FILE)
     try:
-        if tf.io.gfile.isdir(abs_path):
-            return skip(image_checks.REASON_DIRECTORY)
-        with tf.io.gfile.GFile(abs_path, "rb") as f:
-            data = f.read()
+        data = _read_entry(abs_path)
         fmt, height, width, channels = image_checks.inspect_image(data)
     except image_checks.BadImage as e:
         return skip(e.reason, e.detail)
     except (OSError, tf.errors.OpError) as e:
-        return skip(image_checks.REASON_UNREADABLE, str(e)[:200])
+        return skip(image_checks.REASON_UNREADABLE, image_checks.error_detail(e))
     example = make_example(data, folder.label, folder.class_name, rel_path, fmt, height, width,
                            channels)
     return ingest_report.example_record(split, folder.class_name, example.SerializeToString())

@@ -1,4 +1,5 @@
 """ImageFolderExampleGen executor on tiny generated folders, every bad input included."""
+import errno
 import gzip
 import json
 import os
@@ -12,7 +13,7 @@ from components import contract
 from components.image_example_gen import executor, image_checks, ingest_report
 from components.image_example_gen.component import ImageFolderExampleGen
 from components.image_example_gen.layout import LayoutError
-from tests import image_folders
+from tests import image_folders, special_entries
 from tests.ingest import CLASSES, read_examples, run_executor
 
 
@@ -142,6 +143,124 @@ def test_bad_images_fail_by_default_with_a_clear_listing(good_root, tmp_path):
     assert "--on-bad-image skip" in msg
     # The full list is still written where the message says.
     assert os.path.exists(os.path.join(str(tmp_path / "out"), "report", ingest_report.SKIPPED_FILE))
+
+
+@pytest.fixture
+def entries_without_a_readable_file(good_root, tmp_path, monkeypatch):
+    """In the training split: entries the executor cannot read an image from, among them a file
+    deleted between listing and reading, a link whose target is deleted then and a file whose
+    read is denied (as root, chmod cannot deny it). Returns (path -> expected reason, FIFOs)."""
+    train = os.path.join(good_root, "Training")
+    jpeg = image_folders.encode(image_folders.face("happy", 7))
+    special_entries.dangling_link(os.path.join(train, "happy", "dangling.jpg"))
+    fifo = special_entries.fifo(os.path.join(train, "happy", "pipe.jpg"))
+    special_entries.unix_socket(os.path.join(train, "sad", "socket.png"))
+    special_entries.directory(os.path.join(train, "sad", "folder.png"))
+    image_folders.write(os.path.join(train, "happy", "vanishing.jpg"), jpeg)
+    target = image_folders.write(str(tmp_path / "elsewhere" / "target.jpg"), jpeg)
+    os.symlink(target, os.path.join(train, "happy", "link_to_removed.jpg"))
+    image_folders.write(os.path.join(train, "sad", "denied.jpg"), jpeg)
+
+    read_local = executor._read_local
+
+    def read(path):
+        name = os.path.basename(path)
+        if name == "vanishing.jpg":
+            os.remove(path)
+        elif name == "link_to_removed.jpg":
+            os.remove(target)
+        elif name == "denied.jpg":
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return read_local(path)
+
+    monkeypatch.setattr(executor, "_read_local", read)
+    return {
+        "Training/happy/dangling.jpg": image_checks.REASON_DANGLING_LINK,
+        "Training/happy/pipe.jpg": image_checks.REASON_NOT_A_REGULAR_FILE,
+        "Training/sad/socket.png": image_checks.REASON_NOT_A_REGULAR_FILE,
+        "Training/sad/folder.png": image_checks.REASON_DIRECTORY,
+        "Training/happy/vanishing.jpg": image_checks.REASON_VANISHED,
+        "Training/happy/link_to_removed.jpg": image_checks.REASON_DANGLING_LINK,
+        "Training/sad/denied.jpg": image_checks.REASON_UNREADABLE,
+    }, [fifo]
+
+
+def test_entries_without_a_readable_file_are_skipped_with_their_reason(
+        good_root, entries_without_a_readable_file, tmp_path):
+    expected, fifos = entries_without_a_readable_file
+    with special_entries.fifo_guard(fifos):
+        examples, report = run_executor(good_root, str(tmp_path / "out"), on_bad_image="skip")
+
+    skipped = {s["path"]: s for s in ingest_report.read_skipped(report.uri)}
+    assert {p: s["reason"] for p, s in skipped.items()} == expected
+    assert skipped["Training/happy/pipe.jpg"]["detail"] == "FIFO"
+    assert skipped["Training/sad/socket.png"]["detail"] == "socket"
+    assert "'dangling.jpg.removed'" in skipped["Training/happy/dangling.jpg"]["detail"]
+    assert "Permission denied" in skipped["Training/sad/denied.jpg"]["detail"]
+    assert len(read_examples(examples, "train")) == 6
+    summary = ingest_report.read_summary(report.uri)
+    assert summary["examples_total"] == 12
+    assert summary["files_seen"] == 12 + len(expected) == (summary["examples_total"]
+                                                           + summary["skipped_total"])
+    assert summary["bad_images"] == 4
+
+
+def test_entries_that_cannot_be_read_fail_by_default_all_named(
+        good_root, entries_without_a_readable_file, tmp_path):
+    expected, fifos = entries_without_a_readable_file
+    bad = {p: r for p, r in expected.items() if r in image_checks.BAD_IMAGE_REASONS}
+    with special_entries.fifo_guard(fifos), pytest.raises(ingest_report.BadInputError) as err:
+        run_executor(good_root, str(tmp_path / "out"))
+    msg = str(err.value)
+    assert f"{len(bad)} file(s)" in msg
+    for path, reason in bad.items():
+        assert f"{path}: {reason}" in msg
+    # FIFOs, sockets and directories hold no image: listed in the report, not bad images.
+    for path in set(expected) - set(bad):
+        assert path not in msg
+
+
+def test_fifos_sockets_and_directories_never_fail_the_run(good_root, tmp_path):
+    happy = os.path.join(good_root, "Training", "happy")
+    fifo = special_entries.fifo(os.path.join(happy, "pipe.jpg"))
+    special_entries.unix_socket(os.path.join(happy, "socket.png"))
+    special_entries.directory(os.path.join(happy, "folder.png"))
+    with special_entries.fifo_guard([fifo]):
+        _, report = run_executor(good_root, str(tmp_path / "out"))  # on_bad_image=fail
+    assert {s["path"]: s["reason"] for s in ingest_report.read_skipped(report.uri)} == {
+        "Training/happy/pipe.jpg": image_checks.REASON_NOT_A_REGULAR_FILE,
+        "Training/happy/socket.png": image_checks.REASON_NOT_A_REGULAR_FILE,
+        "Training/happy/folder.png": image_checks.REASON_DIRECTORY,
+    }
+    assert ingest_report.read_summary(report.uri)["bad_images"] == 0
+
+
+def test_a_remote_file_gone_before_it_is_read_is_skipped(good_root, tmp_path, monkeypatch):
+    """Paths on other file systems (here TensorFlow's in-memory ram://) are read with
+    tf.io.gfile, its errors caught per entry."""
+    remote_base = f"ram://{tmp_path.name}"
+    remote = f"{remote_base}/data"
+    for folder, _, names in os.walk(good_root):
+        remote_folder = remote + folder[len(good_root):]
+        tf.io.gfile.makedirs(remote_folder)
+        for name in names:
+            tf.io.gfile.copy(os.path.join(folder, name), f"{remote_folder}/{name}")
+    read_remote = executor._read_remote
+
+    def read(path):
+        if path.endswith("Training/happy/img_0.jpg"):
+            tf.io.gfile.remove(path)
+        return read_remote(path)
+
+    monkeypatch.setattr(executor, "_read_remote", read)
+    try:
+        examples, report = run_executor(remote, str(tmp_path / "out"), on_bad_image="skip")
+    finally:
+        tf.io.gfile.rmtree(remote_base)
+    assert ingest_report.read_skipped(report.uri) == [{
+        "path": "Training/happy/img_0.jpg", "split": "train", "class": "happy",
+        "reason": image_checks.REASON_VANISHED, "detail": image_checks.VANISHED_DETAIL}]
+    assert len(read_examples(examples, "train")) == 5
 
 
 def test_every_accepted_image_decodes_with_tensorflow(good_root, tmp_path):
