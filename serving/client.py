@@ -2,7 +2,7 @@
 `tensorflow-serving-api`, and REST. Both return the same `ImagePrediction`s.
 
 Retries: only UNAVAILABLE (gRPC) / 503 and refused connections (REST), with exponential
-backoff; every other error is the caller's to see at once.
+backoff; every other error (413 included) is the caller's to see at once.
 """
 from __future__ import annotations
 
@@ -272,7 +272,12 @@ class RestClient:
         while True:
             try:
                 connection = self._connect()
-                connection.request(method, path, body=data, headers=headers)
+                try:
+                    connection.request(method, path, body=data, headers=headers)
+                except (BrokenPipeError, ConnectionResetError):
+                    # The server may have answered before reading the whole body (413): that
+                    # answer, not the broken pipe, is what the caller needs to see.
+                    pass
                 response = connection.getresponse()
                 payload = response.read()
                 if response.getheader("Connection", "").lower() == "close":
@@ -287,6 +292,9 @@ class RestClient:
                     raise ClientError("UNAVAILABLE", str(e) or type(e).__name__) from None
                 self._sleep(delay)
                 continue
+            except ssl.SSLError as e:  # a handshake refused (e.g. no client certificate)
+                self.close()
+                raise ClientError("UNAVAILABLE", f"TLS: {e}") from None
             except TimeoutError:
                 self.close()
                 raise ClientError("DEADLINE_EXCEEDED",

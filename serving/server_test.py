@@ -257,3 +257,51 @@ def test_ready_line_gives_the_ports_it_names():
     assert server.ready_ports("serving model 'fer' from x: gRPC 0.0.0.0:41000; versions []") \
         == (41000, None)
     assert server.ready_ports("model fer: loading version 1") is None
+
+
+def test_outputs_fill_the_typed_fields_as_tf_serving_does(served, face_images):
+    outputs = grpc_predict(served["stub"], face_images).outputs
+    probabilities = outputs["probabilities"]
+    assert not probabilities.tensor_content and len(probabilities.float_val) == 4 * 6
+    assert [d.size for d in probabilities.tensor_shape.dim] == [4, 6]
+    np.testing.assert_allclose(np.reshape(probabilities.float_val, (4, 6)),
+                               tf.make_ndarray(probabilities))
+    assert len(outputs["class_id"].int64_val) == 4 and not outputs["class_id"].tensor_content
+    assert len(outputs["predicted_class"].string_val) == 4
+
+
+def test_answers_follow_tf_serving_where_they_used_to_differ(served, face_images):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "fer"
+    request.model_spec.version_label = "nope"
+    request.inputs["image_bytes"].CopyFrom(tf.make_tensor_proto(face_images[:1]))
+    with pytest.raises(grpc.RpcError) as e:
+        served["stub"].Predict(request, timeout=10)
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert rest(served, "GET", "/v1/models/fer/labels/nope")[0] == 400
+    assert rest(served, "GET", "/v1/models/fer/versions/x1")[0] == 400
+    assert rest(served, "GET", "/v1/models/%66er")[0] == 200  # paths are URL-decoded
+    code, body = rest(served, "GET", "/v1/models/fer/metadata")
+    serving_default = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert serving_default["inputs"]["image_bytes"]["tensor_shape"]["unknown_rank"] is False
+    assert serving_default["method_name"] == "tensorflow/serving/predict"
+    code, body = rest(served, "PUT", "/v1/models/fer", {})
+    assert code == 405 and "takes GET" in body["error"]
+    connection = http.client.HTTPConnection("127.0.0.1", served["server"].rest_port, timeout=10)
+    connection.request("HEAD", "/v1/models/fer")
+    response = connection.getresponse()
+    assert response.status == 200 and response.read() == b""
+    connection.close()
+
+
+def test_nothing_loaded_is_not_found_on_both_apis(tmp_path, face_images):
+    with FerServer(ServerConfig(str(tmp_path / "empty"), grpc_port=0, rest_port=0)) as server:
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as e:
+                grpc_predict(stub, face_images[:1])
+            assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        served = {"server": server}
+        assert rest(served, "POST", "/v1/models/fer:predict",
+                    {"instances": [b64(face_images[0])]})[0] == 404
+        assert rest(served, "GET", "/v1/models/fer")[0] == 404
