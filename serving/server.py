@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds between those retries")
     limits = p.add_argument_group("limits (each named in the error it causes)")
     for flag, (name, kind, text) in FLAGS.items():
-        limits.add_argument(flag, type=kind, default=getattr(DEFAULT_LIMITS, name), help=text)
+        limits.add_argument(flag, dest=name, type=kind, default=getattr(DEFAULT_LIMITS, name),
+                            metavar="SECONDS" if name.endswith("_s") else "N", help=text)
     p.add_argument("--threads", type=int, default=16,
                    help="worker threads that run requests (both APIs)")
     p.add_argument("--grace", type=float, default=10.0,

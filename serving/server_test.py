@@ -305,3 +305,17 @@ def test_nothing_loaded_is_not_found_on_both_apis(tmp_path, face_images):
         assert rest(served, "POST", "/v1/models/fer:predict",
                     {"instances": [b64(face_images[0])]})[0] == 404
         assert rest(served, "GET", "/v1/models/fer")[0] == 404
+
+
+def test_every_limit_has_its_flag_and_defaults_come_from_one_table():
+    from serving import server
+    from serving.limits import DEFAULT_LIMITS
+
+    args = server.build_parser().parse_args(["--model-base-path", "x", "--read-timeout", "3",
+                                             "--max-images-per-request", "9"])
+    limits = server.config_from_args(args).limits
+    assert limits.read_timeout_s == 3.0 and limits.max_images_per_request == 9
+    assert limits.max_request_bytes == DEFAULT_LIMITS.max_request_bytes
+    with pytest.raises(SystemExit):
+        server.config_from_args(server.build_parser().parse_args(
+            ["--model-base-path", "x", "--max-connections", "0"]))
