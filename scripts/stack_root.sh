@@ -58,8 +58,11 @@ run() {
     bind "$share" "$share"
     bind "$prefix" "$prefix" ro
     bind "$HOME/.cache" "$HOME/.cache"
-    touch "$rootfs/etc/resolv.conf" "$rootfs/run/host-ca.crt"
+    # Name resolution of the host: debootstrap --variant=minbase writes no /etc/hosts, so
+    # without it "localhost" does not resolve in the root.
+    touch "$rootfs/etc/resolv.conf" "$rootfs/etc/hosts" "$rootfs/run/host-ca.crt"
     mount --bind /etc/resolv.conf "$rootfs/etc/resolv.conf"
+    mount --bind /etc/hosts "$rootfs/etc/hosts"
     [ -s "$ca" ] && mount --bind "$ca" "$rootfs/run/host-ca.crt"
     cwd=$PWD
     exec chroot "$rootfs" /usr/bin/env FER_STACK_ROOT="$rootfs" HOME="$HOME" \
