@@ -76,13 +76,15 @@ def in_process(model_dir: str, requests: int, batches: int) -> Dict[str, float]:
 
 
 class Server:
-    def __init__(self, base: str, *extra: str):
+    """fer-serve as its own process; `checkout` runs another checkout's fer-serve (A/B)."""
+
+    def __init__(self, base: str, *extra: str, checkout: str = configs.PROJECT_ROOT):
         self.log_path = os.path.join(os.path.dirname(base), f"fer-serve-{time.time_ns()}.log")
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "serving.server", "--model-base-path", base, "--port", "0",
              "--rest-port", "0", "--poll-interval", "0.1", *extra],
-            cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=self.log)
+            cwd=checkout, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 300
         while time.time() < deadline:
             ports = next(filter(None, map(fer_serve.ready_ports,

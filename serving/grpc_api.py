@@ -6,11 +6,10 @@ Serving works here unchanged.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
-from concurrent.futures import Executor
+from concurrent import futures
 from typing import Callable, Optional, Tuple
 
 import grpc
@@ -41,16 +40,15 @@ def version_of(model_spec) -> Tuple[Optional[int], Optional[str]]:
 
 
 class _Calls:
-    """Runs a servicer method's work, times it, counts its status code and turns ServingError
-    into the call's status. Predict runs on the worker pool once admitted; status and metadata
-    are dictionary lookups and run on the event loop."""
+    """Runs a servicer method's work on the gRPC thread that took the call, times it, counts
+    its status code and turns ServingError into the call's status. Predict counts against
+    --max-concurrent-requests."""
 
-    def __init__(self, service: FerService, executor: Executor):
+    def __init__(self, service: FerService):
         self.service = service
-        self.executor = executor
 
-    async def run(self, method_name: str, context, work: Callable[[Optional[float]], object],
-                  admitted: bool = False):
+    def run(self, method_name: str, context, work: Callable[[Optional[float]], object],
+            admitted: bool = False):
         metrics = self.service.metrics
         started = time.perf_counter()
         code, message = grpc.StatusCode.OK, ""
@@ -60,16 +58,9 @@ class _Calls:
             metrics.in_flight.inc()
             try:
                 remaining = context.time_remaining()
-                deadline = None if remaining is None else time.monotonic() + remaining
-                if admitted:
-                    return await asyncio.get_running_loop().run_in_executor(
-                        self.executor, work, deadline)
-                return work(deadline)
+                return work(None if remaining is None else time.monotonic() + remaining)
             except errors.ServingError as e:
                 code, message = e.code, e.message
-            except asyncio.CancelledError:  # the client went away or its deadline passed
-                code = grpc.StatusCode.CANCELLED
-                raise
             except Exception as e:  # a bug must not take the server down
                 code, message = grpc.StatusCode.INTERNAL, f"{type(e).__name__}: {e}"
                 log.exception("%s failed", method_name)
@@ -78,8 +69,7 @@ class _Calls:
                 if admitted:
                     self.service.admission.release()
                 metrics.observe("grpc", method_name, code.name, time.perf_counter() - started)
-        if code != grpc.StatusCode.OK:
-            await context.abort(code, message)
+        context.abort(code, message)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
@@ -87,17 +77,17 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self.calls = calls
         self.service = calls.service
 
-    async def Predict(self, request, context):
+    def Predict(self, request, context):
         def work(deadline):
             version, label = version_of(request.model_spec)
             loaded = self.service.resolve(request.model_spec.name, version, label)
             return prediction.predict_request(
                 loaded, request, functools.partial(self.service.run, deadline=deadline),
                 self.service.limits)
-        return await self.calls.run("Predict", context, work, admitted=True)
+        return self.calls.run("Predict", context, work, admitted=True)
 
-    async def GetModelMetadata(self, request, context):
-        return await self.calls.run("GetModelMetadata", context,
+    def GetModelMetadata(self, request, context):
+        return self.calls.run("GetModelMetadata", context,
                                     lambda deadline: self._metadata(request))
 
     def _metadata(self, request):
@@ -124,8 +114,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.calls = calls
         self.service = calls.service
 
-    async def GetModelStatus(self, request, context):
-        return await self.calls.run("GetModelStatus", context,
+    def GetModelStatus(self, request, context):
+        return self.calls.run("GetModelStatus", context,
                                     lambda deadline: self._status(request))
 
     def _status(self, request):
@@ -143,21 +133,27 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         return response
 
 
-async def start_server(service: FerService, executor: Executor, host: str, port: int,
-                       credentials: Optional[grpc.ServerCredentials] = None
-                       ) -> Tuple[grpc.aio.Server, int]:
-    """A started asyncio gRPC server on host:port (0 picks a free port), on the running loop.
+def make_server(service: FerService, host: str, port: int,
+                credentials: Optional[grpc.ServerCredentials] = None) -> Tuple[grpc.Server, int]:
+    """A gRPC server bound to host:port (0 picks a free port), not started; returns it and the
+    port.
 
-    A call holds no thread until its message has arrived (slow senders starve nobody); calls
-    open at once are capped at `max_connections`, messages at `max_request_bytes`, both
-    RESOURCE_EXHAUSTED from gRPC itself."""
+    A call holds its thread from its headers on, so a call that sends headers and no message
+    holds one too: the pool has a thread for every call allowed open at once
+    (`max_connections`; more get RESOURCE_EXHAUSTED from gRPC itself), so slow callers cannot
+    take the threads of others, and --max-concurrent-requests bounds the model calls. Threads
+    are made as calls need them. Messages over `max_request_bytes` get RESOURCE_EXHAUSTED.
+    (grpc.aio holds no thread per call but costs batch-1 requests ~0.5 ms more: BENCHMARKS.md,
+    "Slow clients".)"""
     limits = service.limits
-    server = grpc.aio.server(
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=limits.max_connections,
+                                   thread_name_prefix="fer-grpc"),
         maximum_concurrent_rpcs=limits.max_connections,
         options=[("grpc.max_receive_message_length", limits.max_request_bytes),
                  ("grpc.max_send_message_length", max(limits.max_request_bytes, 64 << 20)),
                  ("grpc.so_reuseport", 0)])
-    calls = _Calls(service, executor)
+    calls = _Calls(service)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(calls), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(calls), server)
@@ -169,5 +165,4 @@ async def start_server(service: FerService, executor: Executor, host: str, port:
         bound = 0
     if not bound:
         raise OSError(f"cannot bind gRPC to {address}")
-    await server.start()
     return server, bound

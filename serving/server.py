@@ -45,7 +45,7 @@ class ServerConfig:
     max_load_retries: int = model_store.MAX_LOAD_RETRIES
     load_retry_interval_s: float = model_store.LOAD_RETRY_INTERVAL_S
     limits: Limits = DEFAULT_LIMITS
-    threads: int = 16
+    threads: int = 16  # REST workers; gRPC has a thread per open call (limits.py)
     replay_warmup: bool = True
     enable_batching: bool = False
     max_batch_size: int = 32
@@ -57,8 +57,8 @@ class ServerConfig:
 
 
 class FerServer:
-    """Both front ends over one model store, on one event loop thread and one worker pool.
-    `start()` loads what is on disk first."""
+    """Both front ends over one model store: gRPC on its own threads, REST on an event loop
+    thread and a worker pool. `start()` loads what is on disk first."""
 
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -87,6 +87,9 @@ class FerServer:
         if not self.store.available_versions():
             log.warning("no loadable version under %s yet; answering NOT_FOUND until one "
                         "appears", c.model_base_path)
+        self._grpc, self.grpc_port = grpc_api.make_server(self.service, c.host, c.grpc_port,
+                                                          tls.grpc_credentials(c))
+        self._grpc.start()
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="fer-serve-io",
                                              daemon=True)
         self._loop_thread.start()
@@ -94,6 +97,7 @@ class FerServer:
             self._on_loop(self._start_front_ends(), timeout=30)
         except BaseException:
             self._on_loop(self._stop_front_ends(0.0), timeout=10)
+            self._grpc.stop(0)
             self._close_loop()
             raise
         self.store.start_polling(c.poll_interval_s)
@@ -101,22 +105,14 @@ class FerServer:
 
     async def _start_front_ends(self) -> None:
         c = self.config
-        self._grpc, self.grpc_port = await grpc_api.start_server(
-            self.service, self._executor, c.host, c.grpc_port, tls.grpc_credentials(c))
         if c.rest_port is not None:
             self._rest = http_server.HttpServer(rest_api.RestApp(self.service), c.limits,
                                                 self._executor, tls.rest_context(c))
             self.rest_port = await self._rest.start(c.host, c.rest_port)
 
     async def _stop_front_ends(self, grace_s: float) -> None:
-        # Both stop taking new connections and calls at once, then drain together.
-        waits = []
-        if self._grpc is not None:
-            waits.append(self._grpc.stop(grace_s))
         if self._rest is not None:
-            waits.append(self._rest.stop(grace_s))
-        if waits:
-            await asyncio.gather(*waits, return_exceptions=True)
+            await self._rest.stop(grace_s)
 
     def _on_loop(self, coroutine, timeout: float):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout)
@@ -132,10 +128,13 @@ class FerServer:
         grace_s = self.config.grace_s if grace_s is None else grace_s
         if self._loop_thread is None:
             return
+        # Both stop taking new connections and calls at once, then drain together.
+        grpc_stopped = self._grpc.stop(grace_s)
         try:
             self._on_loop(self._stop_front_ends(grace_s), timeout=grace_s + EXIT_MARGIN_S)
         except (futures.TimeoutError, RuntimeError):
-            log.warning("front ends did not stop within %.0f s", grace_s + EXIT_MARGIN_S)
+            log.warning("REST did not stop within %.0f s", grace_s + EXIT_MARGIN_S)
+        grpc_stopped.wait(grace_s)
         self.service.stop()
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._close_loop()
@@ -198,7 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
         limits.add_argument(flag, dest=name, type=kind, default=getattr(DEFAULT_LIMITS, name),
                             metavar="SECONDS" if name.endswith("_s") else "N", help=text)
     p.add_argument("--threads", type=int, default=16,
-                   help="worker threads that run requests (both APIs)")
+                   help="worker threads that run REST requests")
     p.add_argument("--grace", type=float, default=10.0,
                    help="seconds requests in flight get to finish when stopping")
     p.add_argument("--no-warmup", action="store_true",
