@@ -3,9 +3,10 @@ open against fer-serve, in one run, on loopback.
 
   python -m bench.slow_clients_bench [--output-dir outputs] [--arch vgg16] [--slow 200]
 
-The slow ones are REST connections that sent a request head and one byte of a 1000-byte body,
-and gRPC calls that sent their headers and no message (both as a slowloris client would); they
-are held while the good client measures, then closed. fer-serve runs as its own process on the
+Each round measures the good client alone, then beside the slow ones, which are then closed;
+the medians of the rounds are printed (one round varies by up to ±30% here). The slow ones are
+REST connections that sent a request head and one byte of a 1000-byte body, and gRPC calls that
+sent their headers and no message, as a slowloris client would. fer-serve runs as its own process on the
 model `make run` exported. Prints Markdown for BENCHMARKS.md and writes the raw figures to
 <output-dir>/bench/slow_clients_bench.json.
 """
@@ -25,6 +26,7 @@ import urllib.parse
 from typing import Dict, List
 
 import grpc
+import numpy as np
 
 from bench import serving_bench
 from components import contract
@@ -72,55 +74,62 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default="vgg16", choices=contract.ARCHITECTURES)
     p.add_argument("--slow", type=int, default=200, help="slow connections of each API")
     p.add_argument("--requests", type=int, default=300, help="good batch-1 requests a measure")
+    p.add_argument("--rounds", type=int, default=5)
     args = p.parse_args(argv)
 
     work = tempfile.mkdtemp(prefix="slow-clients-bench-")
     base = os.path.join(work, contract.MODEL_NAME)
     serving_bench.push_copy(serving_bench.trained_model(args.output_dir, args.arch), base)
     server = serving_bench.Server(base)
-    release = threading.Event()
+    rounds: List[Dict[str, object]] = []
     try:
-        print("good client alone", flush=True)
-        alone = measure(server, args.requests)
-        print(f"holding {args.slow} slow REST connections and {args.slow} slow gRPC calls",
-              flush=True)
-        held_at = time.monotonic()
-        sockets = hold_rest(server.rest, args.slow)
-        channel, calls = hold_grpc(server.grpc, args.slow, release)
-        time.sleep(0.5)  # all open on the server
-        with_slow = measure(server, args.requests)
-        held_s = time.monotonic() - held_at
-        still_open = sum(not call.done() for call in calls)
-        release.set()
-        for sock in sockets:
-            sock.close()
-        for call in calls:
-            call.cancel()
-        channel.close()
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}: good client alone, then beside {args.slow} slow REST "
+                  f"connections and {args.slow} slow gRPC calls", flush=True)
+            alone = measure(server, args.requests)
+            release = threading.Event()
+            held_at = time.monotonic()
+            sockets = hold_rest(server.rest, args.slow)
+            channel, calls = hold_grpc(server.grpc, args.slow, release)
+            try:
+                time.sleep(0.5)  # all open on the server
+                with_slow = measure(server, args.requests)
+                held_s = time.monotonic() - held_at
+                still_open = sum(not call.done() for call in calls)
+            finally:
+                release.set()
+                for sock in sockets:
+                    sock.close()
+                for call in calls:
+                    call.cancel()
+                channel.close()
+            if held_s > HOLD_LIMIT_S:
+                raise SystemExit(f"measuring took {held_s:.0f} s: the slow REST requests may "
+                                 "have timed out; use fewer --requests")
+            rounds.append({"alone": alone, "with_slow": with_slow,
+                           "slow_grpc_calls_still_open": still_open, "held_s": held_s})
     finally:
-        release.set()
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
-    if held_s > HOLD_LIMIT_S:
-        raise SystemExit(f"measuring took {held_s:.0f} s: the slow REST requests may have "
-                         "timed out; use fewer --requests")
-    results = {"arch": args.arch, "slow_per_api": args.slow, "alone": alone,
-               "with_slow": with_slow, "slow_grpc_calls_still_open": still_open,
-               "held_s": held_s}
+    results = {"arch": args.arch, "slow_per_api": args.slow, "rounds": rounds}
     out = os.path.join(args.output_dir, "bench", "slow_clients_bench.json")
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"machine": f"{platform.processor() or platform.machine()}, "
                               f"{os.cpu_count()} CPUs", "results": results}, f, indent=2)
-    print(f"\n{args.arch}, batch 1, {args.requests} good requests a measure; {args.slow} slow "
-          f"connections held on each API ({still_open} gRPC ones still open at the end)\n")
+    still_open = min(r["slow_grpc_calls_still_open"] for r in rounds)
+    print(f"\n{args.arch}, batch 1, {args.requests} good requests a measure, median of "
+          f"{args.rounds} rounds; {args.slow} slow connections held on each API (at least "
+          f"{still_open} gRPC ones still open at the end of each round)\n")
     print("| API | p50 / p99 alone (ms) | p50 / p99 with the slow ones (ms) | ratio p50 / p99 |")
     print("|---|---|---|---|")
     for protocol in ("grpc", "rest"):
-        a, w = alone[protocol], with_slow[protocol]
-        print(f"| {protocol} | {a['p50_ms']:.2f} / {a['p99_ms']:.2f} | {w['p50_ms']:.2f} / "
-              f"{w['p99_ms']:.2f} | {w['p50_ms'] / a['p50_ms']:.2f} / "
-              f"{w['p99_ms'] / a['p99_ms']:.2f} |")
+        def median(kind, key, protocol=protocol):
+            return float(np.median([r[kind][protocol][key] for r in rounds]))
+        a50, a99 = median("alone", "p50_ms"), median("alone", "p99_ms")
+        w50, w99 = median("with_slow", "p50_ms"), median("with_slow", "p99_ms")
+        print(f"| {protocol} | {a50:.2f} / {a99:.2f} | {w50:.2f} / {w99:.2f} | "
+              f"{w50 / a50:.2f} / {w99 / a99:.2f} |")
     print(f"\nraw figures: {out}")
     return 0
 
