@@ -2,10 +2,7 @@
 project's clients (gRPC, REST) and the bare TF Serving stubs call it; a new version is pushed
 while clients keep calling, and not one request fails."""
 import os
-import queue
 import signal
-import subprocess
-import sys
 import threading
 import time
 
@@ -14,47 +11,14 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from pipeline import configs
 from serving import client as client_lib
-from serving import server as fer_serve
 from tests import image_folders, tiny_models
+from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.e2e
 
-READY_TIMEOUT_S = 180
 SWAP_LOAD_LIMIT_S = 60   # the loop under load stops after this, or...
 SWAP_LOAD_MAX_REQUESTS = 2000  # ...after this many requests
-
-
-class ServeProcess:
-    """`python -m serving.server` (what the fer-serve entry point runs) on free ports."""
-
-    def __init__(self, model_base_path: str, *extra: str):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", "--model-base-path", model_base_path,
-             "--port", "0", "--rest-port", "0", "--poll-interval", "0.2", *extra],
-            cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
-        self.lines: "queue.Queue[str]" = queue.Queue()
-        self.log = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.grpc_port = self.rest_port = None
-        deadline = time.time() + READY_TIMEOUT_S
-        while time.time() < deadline and self.proc.poll() is None:
-            try:
-                line = self.lines.get(timeout=1)
-            except queue.Empty:
-                continue
-            ports = fer_serve.ready_ports(line)
-            if ports:
-                self.grpc_port, self.rest_port = ports
-                return
-        raise AssertionError("fer-serve did not start:\n" + "".join(self.log))
-
-    def _read(self):
-        for line in self.proc.stderr:
-            self.log.append(line)
-            self.lines.put(line)
 
 
 @pytest.fixture(scope="module")
