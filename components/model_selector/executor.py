@@ -12,6 +12,7 @@ from typing import Any, Dict, List
 
 from absl import logging
 from tfx import types
+from tfx.components.evaluator import constants as evaluator_constants
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils
@@ -25,6 +26,10 @@ BLESSING_KEY = "blessing"
 METRIC_KEY = "metric"
 LABEL_NAMES_KEY = "label_names"
 BLESSED_PROPERTY = "blessed"  # what TFX's Evaluator sets on ModelBlessing
+# The models an Evaluator's blessing names: on Kubeflow, where they are artifact names, TFX's
+# latest-blessed-model resolver finds the model by them.
+MODEL_ID_PROPERTIES = (evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KEY,
+                       evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
 
 
 def input_keys(architecture: str) -> Dict[str, str]:
@@ -41,7 +46,7 @@ class Executor(base_executor.BaseExecutor):
         metric = exec_properties[METRIC_KEY]
         label_names = json.loads(exec_properties.get(LABEL_NAMES_KEY) or "null")
         candidates: Dict[str, Dict[str, Any]] = {}
-        models = {}
+        models, blessings = {}, {}
         for arch in contract.ARCHITECTURES:
             keys = input_keys(arch)
             if not input_dict.get(keys["model"]):
@@ -49,7 +54,7 @@ class Executor(base_executor.BaseExecutor):
             model = artifact_utils.get_single_instance(input_dict[keys["model"]])
             blessing = artifact_utils.get_single_instance(input_dict[keys["blessing"]])
             evaluation = artifact_utils.get_single_instance(input_dict[keys["evaluation"]])
-            models[arch] = model
+            models[arch], blessings[arch] = model, blessing
             metrics = evaluation_lib.overall_metrics(evaluation.uri, label_names)
             candidates[arch] = {
                 "model_uri": model.uri,
@@ -74,6 +79,13 @@ class Executor(base_executor.BaseExecutor):
             out_model.set_string_custom_property(resolvers.SOURCE_MODEL_URI_PROPERTY,
                                                  models[winner].uri)
             out_model.set_float_custom_property(metric, candidates[winner]["metric_value"])
+            # This blessing is the newest of the run: on Kubeflow the next run's Evaluators take
+            # the model it names as their baseline, so it names the winner's, as the winner's
+            # Evaluator did (ML Metadata ids here, artifact names on Kubeflow: copied as they are).
+            for key in MODEL_ID_PROPERTIES:
+                if key in blessings[winner].mlmd_artifact.custom_properties:
+                    out_blessing.mlmd_artifact.custom_properties[key].CopyFrom(
+                        blessings[winner].mlmd_artifact.custom_properties[key])
         out_blessing.set_int_custom_property(BLESSED_PROPERTY, int(winner is not None))
         out_blessing.set_string_custom_property("winner", winner or "")
         out_blessing.set_string_custom_property(selection.SELECTION_PROPERTY, choice.to_json())
