@@ -16,7 +16,7 @@ IN_STACK := $(shell scripts/stack.sh needs-root $(STACK) && echo scripts/stack_r
 PY := $(IN_STACK) $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap py run serve lint test test-retraining test-slow bench bench-train bench-serving lock clean
+.PHONY: bootstrap py run serve lint test test-retraining test-kfp-replay test-kfp-replay-image test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
 	@$(IN_STACK) scripts/bootstrap.sh
@@ -44,6 +44,18 @@ test: bootstrap lint
 ## The scheduled-retraining sequence end to end on generated spans (about 10 minutes).
 test-retraining: bootstrap
 	$(PY) -m pytest -m retraining $(ARGS)
+
+## The Kubeflow spec of the demo pipeline replayed task by task with this stack's venv, twice
+## (tests/kfp_replay.py; about 25 minutes).
+test-kfp-replay: bootstrap
+	$(PY) -m pytest -m kfp_replay $(ARGS)
+
+## The same in the stack's image (podman): the image is built first (docker/build-debootstrap.sh),
+## then compiler, tasks and fer-serve run in it; this machine's venv only orchestrates.
+test-kfp-replay-image:
+	@STACK=$(MACHINE_STACK) VENV=.venv scripts/bootstrap.sh
+	STACK=$(STACK) docker/build-debootstrap.sh
+	KFP_REPLAY_IMAGE=localhost/fer-pipeline:$(STACK) .venv/bin/python -m pytest -m kfp_replay $(ARGS)
 
 ## Long runs on the full FER2013 archives in ../shared (skipped when absent).
 test-slow: bootstrap
