@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from components import contract
 from components.models import devices
-from pipeline import configs
+from pipeline import beam_runners, configs
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -162,9 +162,16 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     orchestration.add_argument("--no-cache", dest="enable_cache", action="store_false",
                                help="run every component again, even when an identical earlier "
                                     "run (same files, same settings) could be reused")
+    orchestration.add_argument("--beam-runner", default=beam_runners.DEFAULT_RUNNER,
+                               choices=beam_runners.NAMES,
+                               help="where the Beam components (ExampleGen, StatisticsGen, "
+                                    "Transform, the Evaluators) run: "
+                                    f"{beam_runners.describe()}; a missing argument stops the "
+                                    "run before it starts (README, 'Beam at scale')")
     orchestration.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
-                               help="extra Beam pipeline argument (repeatable), e.g. "
-                                    "--beam-arg=--direct_num_workers=4")
+                               help="extra Beam pipeline argument (repeatable; it wins over the "
+                                    "runner's), e.g. --beam-arg=--direct_num_workers=4 or "
+                                    "--beam-arg=--project=PROJECT")
 
 
 def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
@@ -184,7 +191,7 @@ _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation
               "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
               "image_size", "channels", "architectures", "weights", "min_accuracy",
               "serving_dir", "change_tolerance", "span", "window_spans", "accept_drift",
-              "warm_start", "enable_cache", "beam_args")
+              "warm_start", "enable_cache", "beam_runner", "beam_args")
 
 
 def run_options(args: argparse.Namespace) -> Dict[str, Any]:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from components import contract
 from components.models import training_config
+from pipeline import beam_runners
 
 PIPELINE_NAME = "fer-pipeline"
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -200,7 +201,10 @@ class RunOptions:
     warm_start: bool = True
     # Orchestration
     enable_cache: bool = True
-    beam_args: Sequence[str] = ()
+    beam_runner: str = beam_runners.DEFAULT_RUNNER
+    beam_args: Sequence[str] = ()          # the user's, last: they win
+    beam_sdk_image: Optional[str] = None   # the pipeline image, where the runner knows it
+    beam_setup_file: Optional[str] = None  # ships this project to workers without the image
 
 
 def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
@@ -213,6 +217,7 @@ def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
     now: the exported model needs the class names.
     """
     profile = get_profile(options.profile)
+    beam_pipeline_args = _beam_pipeline_args(options, profile)
     unknown = set(options.architectures) - set(contract.ARCHITECTURES)
     if unknown:
         raise PipelineArgumentError(f"unknown architectures {sorted(unknown)}; "
@@ -259,8 +264,18 @@ def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
         accept_drift=options.accept_drift,
         warm_start=options.warm_start,
         enable_cache=options.enable_cache,
-        beam_pipeline_args=[*profile.beam_pipeline_args(), *options.beam_args],
+        beam_pipeline_args=beam_pipeline_args,
     )
+
+
+def _beam_pipeline_args(options: RunOptions, profile: Profile) -> List[str]:
+    """The runner profile's Beam arguments (pipeline/beam_runners.py), checked."""
+    try:
+        return beam_runners.beam_pipeline_args(
+            options.beam_runner, profile.beam_pipeline_args(), options.beam_args,
+            sdk_image=options.beam_sdk_image, setup_file=options.beam_setup_file)
+    except beam_runners.BeamRunnerError as e:
+        raise PipelineArgumentError(str(e)) from None
 
 
 def _class_folders(options: RunOptions) -> Tuple[str, ...]:

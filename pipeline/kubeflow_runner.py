@@ -30,8 +30,11 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
                      profile: str = configs.DEFAULT_PROFILE,
                      pipeline_name: str = configs.PIPELINE_NAME, **options: Any) -> str:
     """Writes the KFP pipeline spec JSON; returns its path. `options` are configs.RunOptions
-    fields; `schema_dir` defaults to the schema inside the image."""
+    fields; `schema_dir` defaults to the schema inside the image, and Beam's SDK workers run
+    `image` (pipeline/beam_runners.py) unless `beam_args` name another."""
     options.setdefault("schema_dir", IMAGE_SCHEMA_DIR)
+    # The image doubles as the SDK container of Beam runners whose workers run an image.
+    options.setdefault("beam_sdk_image", image)
     arguments = configs.pipeline_arguments(configs.RunOptions(
         data_root=data_root, profile=profile, **options))
     # The drift thresholds become part of the spec: read from this checkout's schema folder

@@ -10,6 +10,8 @@ from components.models import devices
 from pipeline import configs, local_outputs, run_summary
 from pipeline import pipeline as pipeline_lib
 
+SETUP_FILE = os.path.join(configs.PROJECT_ROOT, "setup.py")
+
 
 def run(
     data_root: str,
@@ -27,10 +29,10 @@ def run(
     layout = local_outputs.OutputLayout(os.path.abspath(output_dir))
     if options.get("serving_dir") is None:
         options["serving_dir"] = layout.serving_dir
-    # --setup_file ships this project's code to Beam workers (and stops TFX from building a
-    # throwaway sdist of itself on every component run); the caller's Beam arguments come last.
-    options["beam_args"] = [f"--setup_file={os.path.join(configs.PROJECT_ROOT, 'setup.py')}",
-                            *options.get("beam_args", ())]
+    # --setup_file ships this project's code to Beam workers that run this machine's Python
+    # (and stops TFX from building a throwaway sdist of itself on every component run); workers
+    # that run the pipeline image have it installed (pipeline/beam_runners.py).
+    options.setdefault("beam_setup_file", SETUP_FILE)
     arguments = configs.pipeline_arguments(configs.RunOptions(
         data_root=os.path.abspath(data_root), profile=profile, **options))
     _check_devices(arguments["training"])
