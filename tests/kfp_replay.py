@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 # The environment the images set for every task (docker/Dockerfile.debootstrap, Dockerfile); the
 # venv mode sets it too, so both modes run the entry point as the image does.
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE_ENV = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "0"}
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 EXECUTOR_OUTPUT_FILE = "executor_output.json"
@@ -401,18 +402,16 @@ class Replay:
             if argv and argv[0] in ("python", "python3"):
                 argv = [os.path.join(self.venv_bin, "python"), *argv[1:]]
             return argv
-        folders = sorted({self.pipeline_root, self.state_dir, *self.mounts})
-        volumes = [f"--volume={p}:{p}" for p in folders]
         # The spec names the image it was compiled for; the replay runs the one it was given.
         del image
-        return [CONTAINER_RUNTIME, "run", "--rm", "--network=none", *volumes,
-                *[f"--env={k}={v}" for k, v in IMAGE_ENV.items()], self.image, *argv]
+        return container_command(self.image, [self.pipeline_root, self.state_dir, *self.mounts],
+                                 argv)
 
     def _env(self) -> Dict[str, str]:
-        env = dict(os.environ)
-        if self.image is None:
-            env.update(IMAGE_ENV)
-            env["PATH"] = self.venv_bin + os.pathsep + env.get("PATH", "")
+        if self.image is not None:
+            return container_runtime_env()
+        env = dict(os.environ, **IMAGE_ENV)
+        env["PATH"] = self.venv_bin + os.pathsep + env.get("PATH", "")
         return env
 
 
@@ -456,6 +455,23 @@ def _plain(value: Mapping[str, Any]) -> Any:
 def _tail(path: str, lines: int = 30) -> str:
     with open(path, errors="replace") as f:
         return "".join(f.readlines()[-lines:])
+
+
+def container_command(image: str, folders: Sequence[str], argv: Sequence[str],
+                      network: str = "none") -> List[str]:
+    """`podman run` of `argv` in `image`, each folder mounted at its own path (a task sees the
+    pipeline root, the data and the serving folder where the spec says they are)."""
+    volumes = [f"--volume={p}:{p}" for p in sorted({os.path.abspath(f) for f in folders})]
+    return [CONTAINER_RUNTIME, "run", "--rm", f"--network={network}", *volumes,
+            *[f"--env={k}={v}" for k, v in IMAGE_ENV.items()], image, *argv]
+
+
+def container_runtime_env() -> Dict[str, str]:
+    """This environment, with podman set up as docker/build-debootstrap.sh sets it (runc, the
+    rlimits this machine allows) unless CONTAINERS_CONF says otherwise."""
+    env = dict(os.environ)
+    env.setdefault("CONTAINERS_CONF", os.path.join(PROJECT_ROOT, "docker", "containers.conf"))
+    return env
 
 
 def container_runtime_available() -> bool:

@@ -4,6 +4,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Optional, Sequence
 
 from pipeline import configs
 from serving import server as fer_serve
@@ -14,12 +15,14 @@ READY_TIMEOUT_S = 180
 class ServeProcess:
     """`python -m serving.server` (what the fer-serve entry point runs) on free ports."""
 
-    def __init__(self, model_base_path: str, *extra: str, python: str = sys.executable):
+    def __init__(self, model_base_path: str, *extra: str,
+                 python: Sequence[str] = (sys.executable,), env: Optional[dict] = None):
+        """`python`: the interpreter's command line (e.g. `podman run ... IMAGE python`)."""
         self.proc = subprocess.Popen(
-            [python, "-m", "serving.server", "--model-base-path", model_base_path,
+            [*python, "-m", "serving.server", "--model-base-path", model_base_path,
              "--port", "0", "--rest-port", "0", "--poll-interval", "0.2", *extra],
             cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
+            text=True, env=env)
         self.lines: "queue.Queue[str]" = queue.Queue()
         self.log = []
         threading.Thread(target=self._read, daemon=True).start()
