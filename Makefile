@@ -16,7 +16,7 @@ IN_STACK := $(shell scripts/stack.sh needs-root $(STACK) && echo scripts/stack_r
 PY := $(IN_STACK) $(VENV)/bin/python
 ARGS ?=
 
-.PHONY: bootstrap py run serve lint test test-retraining test-kfp-replay test-kfp-replay-image test-slow bench bench-train bench-serving lock clean
+.PHONY: bootstrap py run serve lint test test-retraining test-beam test-kfp-replay test-kfp-replay-image test-slow bench bench-train bench-serving lock clean
 
 bootstrap:
 	@$(IN_STACK) scripts/bootstrap.sh
@@ -44,6 +44,11 @@ test: bootstrap lint
 ## The scheduled-retraining sequence end to end on generated spans (about 10 minutes).
 test-retraining: bootstrap
 	$(PY) -m pytest -m retraining $(ARGS)
+
+## The whole pipeline with its Beam components on Beam's PortableRunner, against Beam's local job
+## service on loopback (tests/e2e_beam_portable_test.py; README, "Beam at scale").
+test-beam: bootstrap
+	$(PY) -m pytest -m beam $(ARGS)
 
 ## The Kubeflow spec of the demo pipeline replayed task by task with this stack's venv, twice
 ## (tests/kfp_replay.py; about 25 minutes).
