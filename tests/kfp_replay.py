@@ -38,6 +38,7 @@ IMAGE_ENV = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGAC
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 EXECUTOR_OUTPUT_FILE = "executor_output.json"
 ARTIFACTS_FILE = "artifacts.json"
+SUMMARY_FILE = "summary.json"  # per replay, beside its task logs: status and time per task
 ARTIFACT_NAME_PREFIX = "replay/artifacts/"
 LIVE = "LIVE"
 TASK_TIMEOUT_S = 3600  # a hung task fails the replay instead of hanging it
@@ -233,6 +234,7 @@ class Replay:
         """Runs every task in dependency order; after a failed task, the rest are not run (KFP
         fails the run)."""
         run_id = run_id or time.strftime("replay-%Y%m%d-%H%M%S")
+        os.makedirs(os.path.join(self.state_dir, "logs", run_id), exist_ok=True)
         tasks = self.spec["root"]["dag"]["tasks"]
         results = {name: TaskResult(name, self._executor(name).get("kind", "container"),
                                     "not run") for name in tasks}
@@ -254,6 +256,10 @@ class Replay:
             if result.status == "failed":
                 break
             log(f"[replay] {name} ({result.kind}) done in {result.seconds:.0f} s")
+        with open(os.path.join(self.state_dir, "logs", run_id, SUMMARY_FILE), "w") as f:
+            json.dump({t.name: {"kind": t.kind, "status": t.status,
+                                "seconds": round(t.seconds, 1)} for t in results.values()},
+                      f, indent=1)
         return ReplayResult(run_id, results)
 
     def _executor(self, task_name: str) -> Dict[str, Any]:
