@@ -7,6 +7,7 @@ over the Fn API, as Flink's and Spark's runners do (README, "Beam at scale").
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -51,7 +52,7 @@ def portable_run(tmp_path_factory):
         run_summary.sqlite_store(local_outputs.OutputLayout(out).metadata_path),
         configs.PIPELINE_NAME)
     return {"outputs": outputs, "jobs": beam_job_service.completed_jobs(service_dir),
-            "console": done.stdout}
+            "console": done.stdout, "console_err": done.stderr}
 
 
 def test_every_beam_component_ran_as_a_job_on_the_job_service(portable_run):
@@ -62,6 +63,12 @@ def test_every_beam_component_ran_as_a_job_on_the_job_service(portable_run):
         assert node in outputs.nodes, node
     # One Beam pipeline per Beam component, each submitted to the service and DONE there.
     assert portable_run["jobs"] == len(BEAM_COMPONENTS)
+    # The portable runner's own log lines (job states, the Fn API servers, LOOPBACK's worker)
+    # go to the log file, as the DirectRunner's do.
+    assert portable_run["console_err"] == ""
+    noise = re.compile(r"warn|^[IWEF]\d{4} |^(INFO|WARNING|ERROR):|absl|portable_runner|"
+                       r"sdk_worker|job_endpoint", re.I | re.M)
+    assert not noise.search(portable_run["console"]), noise.search(portable_run["console"])
 
 
 def test_the_portable_run_produced_what_a_direct_run_does(portable_run):
