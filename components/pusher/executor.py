@@ -19,7 +19,7 @@ from absl import logging
 from tfx import types
 from tfx.components.pusher import executor as tfx_pusher_executor
 from tfx.proto import pusher_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
 from components import resolvers
@@ -32,10 +32,10 @@ ALREADY_SERVING_PROPERTY = "already_serving_version"  # not pushed: that version
 def pushed_destination(pushed_model) -> Optional[str]:
     """The version directory a Pusher's `pushed_model` (an ML Metadata Artifact) was published
     to, or None when nothing was pushed."""
-    properties = pushed_model.custom_properties
-    if PUSHED_PROPERTY not in properties or not properties[PUSHED_PROPERTY].int_value:
+    pushed = _readable(pushed_model)
+    if not pushed.get_int_custom_property(PUSHED_PROPERTY):
         return None
-    return properties[PUSHED_DESTINATION_PROPERTY].string_value
+    return pushed.get_string_custom_property(PUSHED_DESTINATION_PROPERTY)
 
 
 def describe_push(pushed_model) -> str:
@@ -44,9 +44,18 @@ def describe_push(pushed_model) -> str:
     if destination:
         return destination
     if ALREADY_SERVING_PROPERTY in pushed_model.custom_properties:
-        version = pushed_model.custom_properties[ALREADY_SERVING_PROPERTY].string_value
+        version = _readable(pushed_model).get_string_custom_property(ALREADY_SERVING_PROPERTY)
         return f"nothing new (the winner is already serving as version {version})"
     return "nothing (no blessed winner)"
+
+
+def _readable(pushed_model) -> types.Artifact:
+    """The ML Metadata artifact as a TFX PushedModel, whose getters read a custom property
+    however it was stored: typed, as the local orchestrator records it, or as a struct, as the
+    KFP v2 entry point hands a task its input artifacts' metadata."""
+    artifact = standard_artifacts.PushedModel()
+    artifact.set_mlmd_artifact(pushed_model)
+    return artifact
 
 
 def tree_digest(path: str) -> str:

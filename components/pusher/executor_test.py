@@ -52,6 +52,33 @@ def test_pushed_destination_reads_what_the_pusher_recorded():
         "nothing new (the winner is already serving as version 17)"
 
 
+def test_pushed_destination_reads_the_struct_values_a_kfp_task_gets():
+    """On Kubeflow the entry point gives a task its input artifacts' metadata as struct
+    values (the run report read "nothing pushed" from a push)."""
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+    from tfx.orchestration.kubeflow.v2.container import kubeflow_v2_entrypoint_utils as kfp
+    from tfx.types import standard_artifacts
+
+    def as_kfp_input(**metadata):
+        runtime = {"name": "artifacts/3", "uri": "/root/Pusher/pushed_model",
+                   "type": {"instanceSchema": "title: tfx.PushedModel\ntype: object\n"},
+                   "metadata": metadata}
+        message = json_format.ParseDict({"artifacts": [runtime]},
+                                        pipeline_spec_pb2.ArtifactList())
+        artifact, = kfp.parse_raw_artifact_dict({"pushed_model": message})["pushed_model"]
+        assert isinstance(artifact, standard_artifacts.PushedModel)
+        return artifact.mlmd_artifact
+
+    pushed = as_kfp_input(pushed=1.0, pushed_destination="/srv/fer/17",
+                          pushed_version="17")
+    assert pushed.custom_properties["pushed"].WhichOneof("value") == "struct_value"
+    assert executor.pushed_destination(pushed) == "/srv/fer/17"
+    assert executor.pushed_destination(as_kfp_input(pushed=0.0)) is None
+    assert executor.describe_push(as_kfp_input(pushed=0.0, already_serving_version="17")) == \
+        "nothing new (the winner is already serving as version 17)"
+
+
 def test_the_model_already_serving_is_recognised_and_only_it(tmp_path):
     model = make_model(str(tmp_path / "model"))
     base = str(tmp_path / "serving")
