@@ -6,11 +6,11 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.components.distribution_validator.component import DistributionValidator
 from tfx.dsl.components.base import executor_spec
 
 from components import contract, evaluation, resolvers
 from components import transform as transform_module
+from components.distribution_validator import DistributionValidator
 from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen.component import ImageFolderExampleGen
 from components.model_selector.component import ModelSelector
