@@ -1,5 +1,7 @@
 """Beam runner profiles: the arguments each one gives, and the refusal of a runner without the
 arguments it needs, before anything runs, on both command lines."""
+import json
+
 import pytest
 
 from pipeline import beam_runners, cli, configs, kubeflow_runner, local_runner
@@ -139,3 +141,19 @@ def test_the_kubeflow_image_is_the_sdk_image_and_local_runs_ship_setup_py(monkey
                          beam_args=["--job_endpoint=localhost:1", "--environment_type=LOOPBACK"])
     assert f"--setup_file={local_runner.SETUP_FILE}" in captured["beam_pipeline_args"]
     assert captured["beam_pipeline_args"][0] == "--runner=PortableRunner"
+
+
+def test_the_compiled_kubeflow_spec_carries_the_runner_arguments_to_the_beam_tasks(tmp_path):
+    out = str(tmp_path / "fer.json")
+    assert kubeflow_runner.main(["--image", IMAGE, "--data-root", "gs://b/fer", "--pipeline-root",
+                                 "gs://b/root", "--output-file", out, "--architectures", "none",
+                                 "--beam-runner", "dataflow",
+                                 *(f"--beam-arg={a}" for a in DATAFLOW)]) == 0
+    with open(out) as f:
+        executors = json.load(f)["pipelineSpec"]["deploymentSpec"]["executors"]
+    for task in ("ImageFolderExampleGen", "StatisticsGen", "Transform"):
+        container_args = " ".join(executors[f"{task}_executor"]["container"]["args"])
+        for arg in ("--runner=DataflowRunner", f"--sdk_container_image={IMAGE}",
+                    "--sdk_location=container", *DATAFLOW):
+            assert arg in container_args, (task, arg)
+        assert "--setup_file" not in container_args and "--direct_" not in container_args
