@@ -411,7 +411,7 @@ class Replay:
         # The spec names the image it was compiled for; the replay runs the one it was given.
         del image
         return container_command(self.image, [self.pipeline_root, self.state_dir, *self.mounts],
-                                 argv)
+                                 argv, timeout_s=self.task_timeout_s)
 
     def _env(self) -> Dict[str, str]:
         if self.image is not None:
@@ -464,11 +464,14 @@ def _tail(path: str, lines: int = 30) -> str:
 
 
 def container_command(image: str, folders: Sequence[str], argv: Sequence[str],
-                      network: str = "none") -> List[str]:
+                      network: str = "none", timeout_s: Optional[int] = None) -> List[str]:
     """`podman run` of `argv` in `image`, each folder mounted at its own path (a task sees the
-    pipeline root, the data and the serving folder where the spec says they are)."""
+    pipeline root, the data and the serving folder where the spec says they are). With
+    `timeout_s`, podman kills the container then (killing the client alone would leave it
+    running)."""
     volumes = [f"--volume={p}:{p}" for p in sorted({os.path.abspath(f) for f in folders})]
-    return [CONTAINER_RUNTIME, "run", "--rm", f"--network={network}", *volumes,
+    limit = [f"--timeout={timeout_s}"] if timeout_s else []
+    return [CONTAINER_RUNTIME, "run", "--rm", f"--network={network}", *limit, *volumes,
             *[f"--env={k}={v}" for k, v in IMAGE_ENV.items()], image, *argv]
 
 

@@ -151,3 +151,15 @@ def test_the_images_set_the_environment_the_venv_mode_copies():
             text = f.read()
         for key, value in kfp_replay.IMAGE_ENV.items():
             assert f"{key}={value}" in text, (dockerfile, key)
+
+
+def test_the_container_command_mounts_each_folder_at_its_path_and_bounds_the_task(tmp_path):
+    argv = kfp_replay.container_command("img:1", [str(tmp_path / "b"), str(tmp_path / "a"),
+                                                  str(tmp_path / "a")], ["python", "-m", "x"],
+                                        timeout_s=60)
+    assert argv[:2] == [kfp_replay.CONTAINER_RUNTIME, "run"]
+    assert "--network=none" in argv and "--timeout=60" in argv
+    volumes = [a for a in argv if a.startswith("--volume=")]
+    assert volumes == [f"--volume={tmp_path}/a:{tmp_path}/a", f"--volume={tmp_path}/b:{tmp_path}/b"]
+    assert argv[-4:] == ["img:1", "python", "-m", "x"]
+    assert "--env=TF_USE_LEGACY_KERAS=0" in argv
