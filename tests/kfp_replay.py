@@ -31,9 +31,10 @@ import sys
 import time
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from pipeline.configs import PROJECT_ROOT
+
 # The environment the images set for every task (docker/Dockerfile.debootstrap, Dockerfile); the
 # venv mode sets it too, so both modes run the entry point as the image does.
-PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE_ENV = {"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_USE_LEGACY_KERAS": "0"}
 EXECUTOR_INPUT_PLACEHOLDER = "{{$}}"
 EXECUTOR_OUTPUT_FILE = "executor_output.json"
