@@ -227,6 +227,11 @@ def _run(args: argparse.Namespace, console: console_lib.Console,
     if options["serving_dir"]:
         options["serving_dir"] = os.path.abspath(options["serving_dir"])
     try:
+        budget = configs.time_budget(configs.RunOptions(data_root=data_root, **options))
+        if budget and one_line_errors:  # retrain: its console is one line; the log has it
+            logging.info("%s", budget.describe())
+        elif budget:
+            print(budget.describe(), file=console.out)
         outputs = local_runner.run(data_root=data_root, output_dir=args.output_dir,
                                    pipeline_name=args.pipeline_name, **options)
     except (configs.PipelineArgumentError, LayoutError, BadInputError, DataValidationError,

@@ -9,7 +9,7 @@ import json
 from typing import Any, Dict, List, Optional, Tuple
 
 from components import contract
-from components.models import devices
+from components.models import devices, training_config
 from pipeline import beam_runners, configs
 
 
@@ -46,6 +46,17 @@ def parse_setting(text: str) -> Tuple[str, Any]:
         return name.strip(), json.loads(value)
     except json.JSONDecodeError:
         return name.strip(), value
+
+
+def parse_duration(text: str) -> float:
+    try:
+        return training_config.parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _budget_text(seconds: float) -> str:
+    return training_config.format_duration(seconds) if seconds else "none"
 
 
 def parse_architectures(text: str) -> List[str]:
@@ -117,7 +128,17 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                              "on for demo, off for cpu and gpu)")
     tuning.add_argument("--no-tuning", dest="tuning", action="store_false",
                         help="skip KerasTuner; train with the default hyperparameters")
-    model.add_argument("--epochs", type=int, help="training epochs (default: the profile's)")
+    model.add_argument("--time-budget", type=parse_duration, dest="time_budget_s",
+                       metavar="DURATION",
+                       help="wall-clock budget of the whole run, e.g. 2h, 90m, 1h30m; 0 trains "
+                            "by epochs. The profile's reserve for the data half and evaluation "
+                            "comes off first; the Trainers share the rest by their time_share "
+                            "and plan their epochs to end with it (default: the profile's: "
+                            + ", ".join(f"{p.name} {_budget_text(p.time_budget_s)}"
+                                        for p in configs.PROFILES.values()) + ")")
+    model.add_argument("--epochs", type=int,
+                       help="training epochs; with a time budget, the most a Trainer may plan "
+                            "(default: the profile's)")
     model.add_argument("--max-steps-per-epoch", type=int,
                        help="cap on training steps per epoch, 0 for full passes over the training "
                             "split (default: the profile's, per architecture)")
@@ -189,9 +210,9 @@ def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 # Options whose parsed name is the configs.RunOptions field's name.
 _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation_fraction",
               "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
-              "image_size", "channels", "architectures", "weights", "min_accuracy",
-              "serving_dir", "change_tolerance", "span", "window_spans", "accept_drift",
-              "warm_start", "enable_cache", "beam_runner", "beam_args")
+              "image_size", "channels", "architectures", "time_budget_s", "weights",
+              "min_accuracy", "serving_dir", "change_tolerance", "span", "window_spans",
+              "accept_drift", "warm_start", "enable_cache", "beam_runner", "beam_args")
 
 
 def run_options(args: argparse.Namespace) -> Dict[str, Any]:

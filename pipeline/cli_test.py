@@ -47,6 +47,15 @@ def test_run_option_parsing():
     assert args.split_folders == {"fit": "train", "hold": "eval"}
 
 
+def test_time_budget_option(capfd):
+    args = cli.build_parser().parse_args(["run", "--time-budget", "1h30m"])
+    assert cli_options.run_options(args)["time_budget_s"] == 5400
+    assert cli.build_parser().parse_args(["run"]).time_budget_s is None   # the profile's
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["run", "--time-budget", "2 hours"])
+    assert "not a duration: '2hours'" in capfd.readouterr().err
+
+
 def test_bad_mapping_is_a_usage_error(capfd):
     with pytest.raises(SystemExit) as exit_:
         cli.main(["run", "--split-ratios", "train"])
@@ -84,11 +93,12 @@ def test_profile_training_config_applies_architecture_overrides():
     assert not cpu.tuning and configs.get_profile("demo").tuning
     by_arch = cpu.training_by_architecture()
     assert set(by_arch) == set(contract.ARCHITECTURES)
-    assert by_arch["vgg16"]["epochs"] != by_arch["resnet50"]["epochs"]
+    assert by_arch["vgg16"]["warm_start_epochs"] != by_arch["resnet50"]["warm_start_epochs"]
     # Shared settings stay.
     assert by_arch["resnet50"]["batch_size"] == cpu.training_config()["batch_size"]
-    assert "epochs" not in cpu.training  # only per architecture
-    assert cpu.training_config()["epochs"] == training_config.default_settings()["epochs"]
+    assert "warm_start_epochs" not in cpu.training  # only per architecture
+    assert (cpu.training_config()["warm_start_epochs"]
+            == training_config.default_settings()["warm_start_epochs"])
 
 
 def test_training_overrides_only_what_is_given():

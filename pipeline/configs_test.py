@@ -19,7 +19,7 @@ def test_training_merges_defaults_profile_architecture_then_user():
     assert set(vgg16) == set(defaults)                       # every setting, explicitly
     assert vgg16["seed"] == defaults["seed"]                  # TrainConfig's default
     assert vgg16["width"] == resnet50["width"] == 0.25        # the profile's
-    assert vgg16["epochs"] == 8 and resnet50["epochs"] == 5   # the profile's, per architecture
+    assert vgg16["warm_start_epochs"] == 2 and resnet50["warm_start_epochs"] == 1  # per arch
     assert vgg16["max_steps_per_epoch"] == resnet50["max_steps_per_epoch"] == 9  # the user's
     args = args_for(profile="cpu", training={"epochs": 9, "width": 1.0},
                     model_variants={"vgg16": "stock"})
@@ -37,6 +37,35 @@ def test_profile_values_unless_the_user_sets_them():
     args = args_for(profile="cpu", enable_tuning=True, min_accuracy=0.0, image_size=64)
     assert args["enable_tuning"] is True and args["min_accuracy"] == 0.0
     assert args["image_size"] == 64
+
+
+def test_a_run_budget_is_split_after_the_reserve_by_the_architectures_shares():
+    cpu = configs.get_profile("cpu")
+    assert cpu.time_budget_s == 7200
+    args = args_for(profile="cpu")
+    each = (7200 - cpu.time_reserve_s) / 2
+    assert [args["training"][a]["time_budget_s"] for a in ("vgg16", "resnet50")] == [each, each]
+    # Shares are weights; one architecture alone gets all of it.
+    args = args_for(profile="cpu", time_budget_s=3600, training={"time_share": 2})
+    assert args["training"]["vgg16"]["time_budget_s"] == (3600 - cpu.time_reserve_s) / 2
+    args = args_for(profile="cpu", time_budget_s=3600, architectures=["resnet50"])
+    assert args["training"]["resnet50"]["time_budget_s"] == 3600 - cpu.time_reserve_s
+    budget = configs.time_budget(configs.RunOptions(data_root="/d", profile="cpu"))
+    assert budget.describe() == ("Time budget 2h00m: 15m00s for the data and evaluation, "
+                                 "Trainer vgg16 52m30s, Trainer resnet50 52m30s")
+
+
+def test_no_budget_trains_by_epochs_and_a_trainer_budget_of_the_users_wins():
+    assert args_for(profile="demo")["training"]["vgg16"]["time_budget_s"] == 0
+    assert args_for(profile="cpu", time_budget_s=0)["training"]["vgg16"]["time_budget_s"] == 0
+    args = args_for(profile="cpu", training={"time_budget_s": 60.0})
+    assert args["training"]["vgg16"]["time_budget_s"] == 60.0
+    assert configs.time_budget(configs.RunOptions(data_root="/d", profile="demo")) is None
+
+
+def test_a_budget_too_small_for_the_reserve_is_refused():
+    with pytest.raises(configs.PipelineArgumentError, match="too small.*at least 30m00s"):
+        args_for(profile="cpu", time_budget_s=600)
 
 
 def test_architectures_select_what_is_trained():

@@ -16,31 +16,23 @@ from typing import Callable, List, Optional
 import keras
 
 from components import contract
+from components.models import training_config
 
 FOLLOWED_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 log = logging.getLogger(contract.PROGRESS_LOGGER)
 
 
-def format_duration(seconds: float) -> str:
-    """42s, 3m05s, 1h02m."""
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
 class EpochProgress(keras.callbacks.Callback):
     """Logs each finished epoch: the followed metrics, training images/s (validation excluded)
     and an ETA from the mean epoch time so far, the first epoch left out once there are
-    others (early stopping may end sooner)."""
+    others (early stopping may end sooner). `epochs` may change after the first epoch (a time
+    budget's plan, time_budget.BudgetCallback)."""
 
     def __init__(self, label: str, epochs: int, images_per_epoch: int,
                  clock: Callable[[], float] = time.monotonic):
         super().__init__()
-        self._label, self._epochs, self._images = label, epochs, images_per_epoch
+        self._label, self.epochs, self._images = label, epochs, images_per_epoch
         self._clock = clock
         self._epoch_start = 0.0
         self._training_end: Optional[float] = None
@@ -61,10 +53,10 @@ class EpochProgress(keras.callbacks.Callback):
         logs = logs or {}
         metrics = "  ".join(f"{name} {float(logs[name]):.4f}" for name in FOLLOWED_METRICS
                             if name in logs)
-        remaining = max(0, self._epochs - (epoch + 1))
+        remaining = max(0, self.epochs - (epoch + 1))
         # The first epoch also traces and compiles: leave it out once there are others.
         typical = self._durations[1:] or self._durations
         eta = remaining * sum(typical) / len(typical)
         rate = self._images / training_seconds if training_seconds > 0 else float("nan")
         log.info("%s: epoch %d/%d  %s  (%.1f images/s, ETA %s)", self._label, epoch + 1,
-                 self._epochs, metrics, rate, format_duration(eta))
+                 self.epochs, metrics, rate, training_config.format_duration(eta))

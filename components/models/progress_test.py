@@ -23,7 +23,3 @@ def test_epoch_line_has_metrics_rate_and_eta(caplog):
     assert first == ("Trainer vgg16: epoch 1/4  loss 1.5000  accuracy 0.2500  val_loss 1.6000  "
                      "val_accuracy 0.2000  (100.0 images/s, ETA 1m00s)")
     assert second == "Trainer vgg16: epoch 2/4  loss 1.2000  (200.0 images/s, ETA 10s)"
-
-
-def test_format_duration():
-    assert [progress.format_duration(s) for s in (4.6, 185, 3720)] == ["5s", "3m05s", "1h02m"]

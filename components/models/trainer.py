@@ -12,7 +12,8 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from typing import Any, Dict
+import time
+from typing import Any, Callable, Dict, Optional
 
 import keras
 import keras_tuner
@@ -26,6 +27,7 @@ from components.models import (
     devices,
     progress,
     resnet50,
+    time_budget,
     trainer_base,
     training_config,
     training_metrics,
@@ -126,10 +128,12 @@ def distribution_strategy(mode: str) -> tf.distribute.Strategy:
     return tf.distribute.MirroredStrategy(devices)
 
 
-def learning_rate_schedule(config: TrainConfig, base_lr: float) -> keras.callbacks.Callback:
-    """training_config.lr_at_epoch over `config.epochs`, set at each epoch's start."""
+def learning_rate_schedule(config: TrainConfig, base_lr: float,
+                           epochs: Callable[[], int]) -> keras.callbacks.Callback:
+    """training_config.lr_at_epoch over `epochs()` epochs (`config.epochs`, or a time budget's
+    plan, made after the first epoch), set at each epoch's start."""
     return keras.callbacks.LearningRateScheduler(
-        lambda epoch: training_config.lr_at_epoch(epoch, config.epochs, base_lr,
+        lambda epoch: training_config.lr_at_epoch(epoch, epochs(), base_lr,
                                                   config.warmup_epochs, config.lr_floor))
 
 
@@ -192,6 +196,24 @@ def _validation_input(fn_args: tfx.components.FnArgs,
         max_examples=config.validation_examples, one_hot_classes=one_hot_classes(config))
 
 
+def _time_budget(config: TrainConfig, started: float, backup_root: str, steps_per_epoch: int,
+                 batch_size: int, num_examples: int) -> Optional[time_budget.TimeBudget]:
+    """The planner of a Trainer with a time budget (None without one); a restarted Trainer
+    takes up the plan of the run that was killed (kept beside its backup)."""
+    if not config.time_budget_s:
+        return None
+    return time_budget.TimeBudget(
+        config.time_budget_s, epochs_cap=config.epochs,
+        images_per_epoch=min(steps_per_epoch * batch_size, num_examples), started=started,
+        plan=time_budget.read_plan(backup_root))
+
+
+def budget_epochs(budget: Optional[time_budget.TimeBudget],
+                  config: TrainConfig) -> Callable[[], int]:
+    """The epochs the learning-rate schedule spans: the budget's plan, or `config.epochs`."""
+    return (lambda: budget.epochs) if budget else (lambda: config.epochs)
+
+
 def _hyperparameters(fn_args: tfx.components.FnArgs, config: TrainConfig) -> Dict[str, Any]:
     hparams = default_hyperparameters(config)
     if fn_args.hyperparameters:  # from the Tuner: a KerasTuner HyperParameters config
@@ -202,6 +224,7 @@ def _hyperparameters(fn_args: tfx.components.FnArgs, config: TrainConfig) -> Dic
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Trains with the tuned (or default) hyperparameters and exports the serving model."""
+    started = time.monotonic()  # a time budget counts from here
     config = TrainConfig.from_custom_config(fn_args.custom_config)
     hardware = _training_devices(config, f"Trainer {config.architecture}")
     keras.utils.set_random_seed(config.seed)
@@ -238,13 +261,23 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     backup_root = _backup_dir(fn_args)
     training_log = os.path.join(backup_root, trainer_base.TRAINING_LOG)
     tf.io.gfile.makedirs(backup_root)
+    steps_per_epoch = _steps(sum(counts), batch_size, config.max_steps_per_epoch)
+    label = f"Trainer {config.architecture}"
+    epoch_progress = progress.EpochProgress(label, config.epochs,
+                                            min(steps_per_epoch * batch_size, sum(counts)))
+    budget = _time_budget(config, started, backup_root, steps_per_epoch, batch_size,
+                          sum(counts))
     monitor_mode = "min" if config.best_epoch_metric == "val_loss" else "max"
     callbacks = [
         # Saves weights, optimizer state and epoch at each epoch end; a restarted run resumes.
         keras.callbacks.BackupAndRestore(os.path.join(backup_root, "checkpoint"),
                                          delete_checkpoint=True),
         keras.callbacks.CSVLogger(training_log, append=True),
-        learning_rate_schedule(config, float(hparams["learning_rate"]) * replicas),
+        # Before the schedule and the progress line, which read its plan.
+        *([time_budget.BudgetCallback(budget, label, batch_size, backup_root, epoch_progress)]
+          if budget else []),
+        learning_rate_schedule(config, float(hparams["learning_rate"]) * replicas,
+                               budget_epochs(budget, config)),
         # val_loss by default, not val_accuracy: in early epochs batch-norm statistics lag the
         # weights and validation accuracy can sit at chance while the loss already falls, and
         # accuracy moves in steps of 1/N besides. Long label-smoothed runs pick on accuracy.
@@ -253,9 +286,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                                       restore_best_weights=True),
         keras.callbacks.TensorBoard(log_dir=fn_args.model_run_dir),
     ]
-    steps_per_epoch = _steps(sum(counts), batch_size, config.max_steps_per_epoch)
-    callbacks.append(progress.EpochProgress(f"Trainer {config.architecture}", config.epochs,
-                                            min(steps_per_epoch * batch_size, sum(counts))))
+    callbacks.append(epoch_progress)
     history = model.fit(
         train, validation_data=evaluation, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         # No validation_steps: with it, Keras 3 reuses one exhausted iterator and validates only
@@ -273,6 +304,8 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "validation_examples": config.validation_examples or "all",
                "test_time_augmentation": config.test_time_augmentation,
                "start": start,
+               # The time budget's plan and what happened (None: epochs alone decided).
+               "time_plan": budget.plan.to_json() if budget else None,
                "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
     trainer_base.write_training_summary(fn_args.model_run_dir, summary)

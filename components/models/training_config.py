@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Any, Dict, List, Mapping, Optional
 
 from components import contract
@@ -19,6 +20,10 @@ BEST_EPOCH_METRICS = ("val_loss", "val_accuracy")
 # Test-time augmentation inside the exported model: the mean probability over the views.
 TTA_MODES = ("none", "flip", "crops")   # crops: center + 4 corner shifts, each also mirrored
 DISTRIBUTE_MODES = ("auto", "default", "mirrored")
+
+MAX_BUDGET_S = 30 * 24 * 3600.0   # a month: a larger budget is a typo
+_DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
 
 # Hyperparameters used when tuning is off, and the first point of every search.
 DEFAULT_HYPERPARAMETERS: Mapping[str, Mapping[str, Any]] = {
@@ -41,7 +46,12 @@ class TrainConfig:
     # Overrides of DEFAULT_HYPERPARAMETERS[architecture]: used when tuning is off, and the first
     # point of every search.
     hyperparameters: Dict[str, Any] = dataclasses.field(default_factory=dict)
-    epochs: int = 10
+    epochs: int = 10                      # with a time budget: the most epochs it may plan
+    # Wall-clock seconds for this Trainer, from its start to its export (0: none; `epochs`
+    # decides). It plans its epochs after the first (time_budget.py); the pipeline sets it
+    # from the run's budget and the architectures' `time_share`s.
+    time_budget_s: float = 0.0
+    time_share: float = 1.0               # weight of this architecture in the run's budget
     batch_size: int = 64
     max_steps_per_epoch: int = 0          # 0: a full pass over the training split
     early_stopping_patience: int = 3
@@ -111,7 +121,8 @@ _POSITIVE = ("batch_size", "tuner_epochs")
 # name -> (lowest, highest), both allowed
 _FRACTIONS = {"weight_decay": (0.0, 1.0), "label_smoothing": (0.0, 0.5), "lr_floor": (0.0, 1.0),
               "zoom": (0.0, 0.5), "erasing": (0.0, 1.0), "width": (0.0625, 4.0),
-              "warm_start_lr_scale": (1e-4, 1.0)}
+              "warm_start_lr_scale": (1e-4, 1.0), "time_budget_s": (0.0, MAX_BUDGET_S),
+              "time_share": (0.01, 100.0)}
 _CHOICES = {"variant": VARIANTS, "class_weighting": CLASS_WEIGHTINGS,
             "best_epoch_metric": BEST_EPOCH_METRICS, "test_time_augmentation": TTA_MODES,
             "distribute": DISTRIBUTE_MODES}
@@ -161,6 +172,32 @@ def _hyperparameter_problems(hparams: Mapping[str, Any]) -> List[str]:
     if "learning_rate" in hparams and not _is_number(hparams["learning_rate"], 1e-7, 10.0):
         problems.append(f"learning_rate={hparams['learning_rate']!r} must be in (0, 10]")
     return problems
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in '2h', '90m', '1h30m', '45s', '1.5h' or a plain number of seconds ('3600');
+    '0' is no budget. Raises ValueError on anything else."""
+    text = str(text).strip().lower().replace(" ", "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        parts = _DURATION.findall(text)
+        if not parts or "".join(n + u for n, u in parts) != text:
+            raise ValueError(f"not a duration: {text!r} (e.g. 2h, 90m, 1h30m, 3600)") from None
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+    if not 0 <= seconds <= MAX_BUDGET_S:
+        raise ValueError(f"a duration must be in [0, 30 days], got {text!r}")
+    return seconds
+
+
+def format_duration(seconds: float) -> str:
+    """42s, 3m05s, 1h02m."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def hyperparameters(config: TrainConfig) -> Dict[str, Any]:

@@ -63,3 +63,21 @@ def test_learning_rate_warms_up_then_follows_a_cosine_to_the_floor():
     # No warm-up, floor 0.05: the schedule the Trainer always had.
     assert training_config.lr_at_epoch(0, 4, 1e-3) == pytest.approx(1e-3)
     assert training_config.lr_at_epoch(4, 4, 1e-3) == pytest.approx(5e-5)
+
+
+@pytest.mark.parametrize("text, seconds", [("2h", 7200), ("90m", 5400), ("1h30m", 5400),
+                                           ("45s", 45), ("1.5h", 5400), ("3600", 3600),
+                                           ("0", 0), (" 2H ", 7200)])
+def test_durations(text, seconds):
+    assert training_config.parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "2x", "1h30", "-5", "2h-3m", "31d"])
+def test_bad_durations(text):
+    with pytest.raises(ValueError):
+        training_config.parse_duration(text)
+
+
+def test_format_duration():
+    assert [training_config.format_duration(s) for s in (4.6, 185, 3720)] == [
+        "5s", "3m05s", "1h02m"]
