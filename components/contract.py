@@ -1,9 +1,10 @@
 """The data and serving contract: names every stage and every client agree on.
 
 Feature keys of the examples, split names, FER class names and label ids, accepted image
-formats, model architectures, and the exported model's signatures and output keys. Components,
-the model code, serving clients and tests import this module; it imports nothing of the project
-and no TFX, so a serving client can use it without the pipeline's dependencies.
+formats, model architectures and the candidates chosen among, and the exported model's
+signatures and output keys. Components, the model code, serving clients and tests import this
+module; it imports nothing of the project and no TFX, so a serving client can use it without
+the pipeline's dependencies.
 """
 from __future__ import annotations
 
@@ -133,6 +134,11 @@ ON_BAD_IMAGE_CHOICES = (ON_BAD_IMAGE_FAIL, ON_BAD_IMAGE_SKIP)
 
 # --- Models and their evaluation -------------------------------------------------------------
 ARCHITECTURES = ("vgg16", "resnet50")
+# A candidate served as the mean of the probabilities of this run's trained architectures
+# (components/ensemble); a run that trains fewer than two has none.
+ENSEMBLE = "ensemble"
+# What ModelSelector chooses among: each trained architecture, and the ensemble of them.
+CANDIDATES = ARCHITECTURES + (ENSEMBLE,)
 # Metric names in the Evaluator's output (TFMA), as readers of an evaluation look them up.
 ACCURACY_METRIC = "sparse_categorical_accuracy"  # TFMA's name for SparseCategoricalAccuracy
 MACRO_F1_METRIC = "macro_f1"                     # components/fer_metrics.py

@@ -1,16 +1,18 @@
 """Trainer module, input and export side: what training reads and what the pushed model is.
 
 The input pipeline over Transform's output (batches, shuffling, validation sample, class
-counts), training-time augmentation, the exported serving model (Transform graph + Keras model +
-class names, with the signatures named in components/contract.py), and the training summary
-file each Trainer writes. No KerasTuner here: evaluation and serving code may import this module.
+counts), training-time augmentation, the exported serving model (Transform graph + Keras
+model(s) + class names, with the signatures named in components/contract.py), and the training
+summary file each Trainer writes. No KerasTuner here: evaluation and serving code may import
+this module.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 import keras
 import tensorflow as tf
@@ -171,23 +173,42 @@ def predict_probabilities(model: keras.Model, images: tf.Tensor, tta: str = "non
     return tf.reduce_mean(tf.reshape(probabilities, [len(views), batch, -1]), axis=0)
 
 
-class ExportModule(tf.Module):
-    """The served model: Transform graph + Keras model (+ test-time views) + class names."""
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One network the exported model serves, with its own test-time views."""
 
-    def __init__(self, model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                 label_names: List[str], tta: str = "none", tta_shift: int = 2):
+    network: keras.Model
+    tta: str = "none"        # training_config.TTA_MODES
+    tta_shift: int = 2
+
+
+class ExportModule(tf.Module):
+    """The served model: Transform graph + Keras networks (each with its test-time views) +
+    class names. It serves the mean of the networks' probabilities: one network's own with one
+    member (a Trainer's export), an ensemble's with more (components/ensemble)."""
+
+    def __init__(self, members: Sequence[Member], tf_transform_output: tft.TFTransformOutput,
+                 label_names: List[str]):
         super().__init__()
-        self.model = model
+        if not members:
+            raise ValueError("an exported model needs at least one network")
+        for member in members:  # an unknown mode fails here, not at the first request
+            test_time_views(tf.zeros([1, 8, 8, 1]), member.tta, member.tta_shift)
+        self.networks = [member.network for member in members]
+        self._views = [(member.tta, member.tta_shift) for member in members]
+        # One Transform layer: every network reads the same decoded images.
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.class_names = tf.constant(label_names)
         self._image_spec = tf_transform_output.raw_feature_spec()[contract.IMAGE_KEY]
-        self._tta, self._tta_shift = tta, tta_shift
-        test_time_views(tf.zeros([1, 8, 8, 1]), tta, tta_shift)  # an unknown mode fails here
 
     def _predict(self, image_bytes):
         transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
-        probabilities = predict_probabilities(self.model, transformed[IMAGE_XF], self._tta,
-                                              self._tta_shift)
+        images = transformed[IMAGE_XF]
+        # The mean of one tensor is that tensor, bit for bit.
+        probabilities = tf.reduce_mean(tf.stack([
+            predict_probabilities(network, images, tta, tta_shift)
+            for network, (tta, tta_shift) in zip(self.networks, self._views, strict=True)]),
+            axis=0)
         return prediction_outputs(probabilities, self.class_names)
 
     @tf.function(input_signature=[
@@ -202,15 +223,24 @@ class ExportModule(tf.Module):
         return self._predict(tf.reshape(parsed[contract.IMAGE_KEY], [-1]))
 
 
-def export_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
-                 label_names: List[str], export_dir: str, tta: str = "none",
-                 tta_shift: int = 2) -> None:
-    module = ExportModule(model, tf_transform_output, label_names, tta, tta_shift)
+def export_members(members: Sequence[Member], tf_transform_output: tft.TFTransformOutput,
+                   label_names: List[str], export_dir: str) -> None:
+    """The SavedModel TF Serving loads (signatures: contract.SERVING_SIGNATURE and
+    contract.EXAMPLES_SIGNATURE), with its warm-up records."""
+    module = ExportModule(members, tf_transform_output, label_names)
     tf.saved_model.save(module, export_dir, signatures={
         contract.SERVING_SIGNATURE: module.serve_images.get_concrete_function(),
         contract.EXAMPLES_SIGNATURE: module.serve_examples.get_concrete_function(),
     })
     warmup.write_warmup_requests(export_dir)
+
+
+def export_model(model: keras.Model, tf_transform_output: tft.TFTransformOutput,
+                 label_names: List[str], export_dir: str, tta: str = "none",
+                 tta_shift: int = 2) -> None:
+    """A Trainer's export: one network."""
+    export_members([Member(model, tta, tta_shift)], tf_transform_output, label_names,
+                   export_dir)
 
 
 # --- Training summary -------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Warm start: a Trainer begins from the weights of the model that was last pushed.
+"""The Keras network every trained model keeps: for the warm start and for the ensemble.
 
 Every trained Model artifact keeps its Keras weights and what they fit beside the SavedModel
 (`<model uri>/keras/`, outside `Format-Serving`, so TF Serving never sees them). A later Trainer
 given that model as `base_model` loads them when the network is the same (architecture,
 variant, width, input shape, classes, augmentation layers); otherwise it starts cold and says
-why.
+why. The exported classifier is kept there too, as a `.keras` file with its test-time views in
+the spec, for components/ensemble to serve it beside other networks (`load_classifier`).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import json
 import os
 import posixpath
 import tempfile
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
@@ -23,6 +24,10 @@ from components.models.training_config import TrainConfig
 WEIGHTS_DIR = "keras"
 WEIGHTS_FILE = "model.weights.h5"   # Keras 3 wants this suffix
 SPEC_FILE = "network.json"          # what the weights fit, and their digest
+# The exported classifier (no training wrapper, no optimizer), as keras.saving.load_model reads
+# it, and the spec fields of how its export serves it (trainer_base.Member).
+CLASSIFIER_FILE = "classifier.keras"
+SERVING_SPEC_KEYS = ("test_time_augmentation", "tta_shift")
 
 
 def network_spec(config: TrainConfig, image_shape: Sequence[int],
@@ -51,15 +56,25 @@ def _weights_dir(serving_model_dir: str) -> str:
 
 def save(model: keras.Model, config: TrainConfig, image_shape: Sequence[int],
          hparams: Mapping[str, Any], serving_model_dir: str) -> Dict[str, Any]:
-    """Writes the weights and their network spec beside `serving_model_dir`; returns the spec."""
+    """Writes the weights of the training `model`, its exported classifier and their network
+    spec beside `serving_model_dir`; returns the spec."""
+    from components.models import trainer  # trainer imports this module
+
     target = _weights_dir(serving_model_dir)
     tf.io.gfile.makedirs(target)
     spec = {**network_spec(config, image_shape, hparams),
-            "weights_sha256": weights_digest(model)}
-    with tempfile.TemporaryDirectory() as tmp:  # h5py writes local files only
-        local = os.path.join(tmp, WEIGHTS_FILE)
-        model.save_weights(local)
-        tf.io.gfile.copy(local, posixpath.join(target, WEIGHTS_FILE), overwrite=True)
+            "weights_sha256": weights_digest(model),
+            "test_time_augmentation": config.test_time_augmentation,
+            "tta_shift": config.tta_shift}
+    exported = trainer.classifier(model)
+    # A new functional model over the same layers: uncompiled, so its file holds no optimizer.
+    classifier = keras.Model(exported.inputs, exported.outputs, name=exported.name)
+    with tempfile.TemporaryDirectory() as tmp:  # h5py and Keras' zip write local files only
+        for name, write in ((WEIGHTS_FILE, model.save_weights),
+                            (CLASSIFIER_FILE, classifier.save)):
+            local = os.path.join(tmp, name)
+            write(local)
+            tf.io.gfile.copy(local, posixpath.join(target, name), overwrite=True)
     with tf.io.gfile.GFile(posixpath.join(target, SPEC_FILE), "w") as f:
         json.dump(spec, f, indent=1)
     return spec
@@ -88,6 +103,35 @@ def stored_weights_digest(serving_model_dir: str) -> Optional[str]:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return "file:" + digest.hexdigest()
+
+
+class NoClassifierError(ValueError):
+    """A model artifact without the exported classifier that an ensemble needs."""
+
+
+def load_classifier(serving_model_dir: str) -> Tuple[keras.Model, Dict[str, Any]]:
+    """The classifier a Trainer exported as `serving_model_dir`, and its spec (network_spec,
+    with the test-time views: SERVING_SPEC_KEYS). Raises NoClassifierError for a model saved
+    without them (trained before the ensemble existed)."""
+    target = _weights_dir(serving_model_dir)
+    spec = read_spec(serving_model_dir)
+    lacking = None
+    if spec is None:
+        lacking = SPEC_FILE
+    elif any(k not in spec for k in SERVING_SPEC_KEYS):
+        lacking = f"{SPEC_FILE} fields {[k for k in SERVING_SPEC_KEYS if k not in spec]}"
+    elif not tf.io.gfile.exists(posixpath.join(target, CLASSIFIER_FILE)):
+        lacking = CLASSIFIER_FILE
+    if lacking:
+        raise NoClassifierError(f"{target} lacks {lacking}: the model was trained before its "
+                                "classifier was kept for ensembles; train it again")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, CLASSIFIER_FILE)
+        tf.io.gfile.copy(posixpath.join(target, CLASSIFIER_FILE), local)
+        # Not safe mode: the stock variant's ImageNet input has a Lambda layer, and the file is
+        # this pipeline's own output.
+        classifier = keras.saving.load_model(local, compile=False, safe_mode=False)
+    return classifier, spec
 
 
 SHAPE_HYPERPARAMETERS = ("head_units",)  # hyperparameters that fix weight shapes

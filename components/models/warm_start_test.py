@@ -29,7 +29,7 @@ def test_weights_saved_beside_the_serving_model_load_into_the_same_network(tmp_p
     serving = os.path.join(str(tmp_path), "model", "Format-Serving")
     spec = warm_start.save(trained, config, SHAPE, _hparams(config), serving)
     assert sorted(os.listdir(tmp_path / "model" / warm_start.WEIGHTS_DIR)) == \
-        sorted([warm_start.WEIGHTS_FILE, warm_start.SPEC_FILE])
+        sorted([warm_start.WEIGHTS_FILE, warm_start.SPEC_FILE, warm_start.CLASSIFIER_FILE])
     assert spec["weights_sha256"] == warm_start.weights_digest(trained)
 
     fresh = _model(config, seed=2)
@@ -39,6 +39,23 @@ def test_weights_saved_beside_the_serving_model_load_into_the_same_network(tmp_p
     assert warm_start.weights_digest(fresh) == spec["weights_sha256"]
     assert warm_start.base_shape_hyperparameters(serving) == {"head_units": 256}
     assert warm_start.base_shape_hyperparameters(None) == {}
+
+
+def test_the_exported_classifier_is_kept_with_its_test_time_views(tmp_path):
+    import numpy as np
+
+    config = _config(augment_in_model=True, test_time_augmentation="crops", tta_shift=3)
+    trained = _model(config, seed=1)
+    serving = os.path.join(str(tmp_path), "model", "Format-Serving")
+    warm_start.save(trained, config, SHAPE, _hparams(config), serving)
+    classifier, spec = warm_start.load_classifier(serving)
+    # The network the export serves, not the training model that augments in front of it.
+    exported = trainer.classifier(trained)
+    assert trained.name == trainer.TRAINING_MODEL_NAME and classifier.name == exported.name
+    assert not getattr(classifier, "optimizer", None)
+    images = np.random.default_rng(0).random((4, *SHAPE), dtype=np.float32)
+    np.testing.assert_array_equal(classifier(images), exported(images, training=False))
+    assert (spec["test_time_augmentation"], spec["tta_shift"]) == ("crops", 3)
 
 
 def test_another_network_or_no_base_starts_cold_and_says_why(tmp_path):
