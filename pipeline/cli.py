@@ -129,12 +129,16 @@ def _print_models(outputs) -> None:
         return
     selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
     print(f"\nModels (eval split; selection metric: {selection.metric}):")
-    for arch, c in sorted(selection.candidates.items()):
+    for name, c in sorted(selection.candidates.items()):
         metrics = c.get("metrics", {})
-        print(f"  {arch:<9} accuracy {_fmt(metrics.get(contract.ACCURACY_METRIC))}  "
+        members = selection.members().get(name)
+        print(f"  {name:<9} accuracy {_fmt(metrics.get(contract.ACCURACY_METRIC))}  "
               f"macro-F1 {_fmt(metrics.get(contract.MACRO_F1_METRIC))}  "
-              f"{'blessed' if c['blessed'] else 'not blessed'}  evaluation: {c['evaluation_uri']}")
-    print(f"  winner: {selection.winner or 'none (no blessed candidate)'}")
+              f"{'blessed' if c['blessed'] else 'not blessed'}  "
+              + (f"members: {' + '.join(members)}  " if members else "")
+              + f"evaluation: {c['evaluation_uri']}")
+    winner = selection.winner
+    print(f"  winner: {selection.label(winner) if winner else 'none (no blessed candidate)'}")
     for name, m in sorted(selection.winner_metrics.get("per_class", {}).items()):
         print(f"    {name:<10} precision {_fmt(m.get('precision'))}  "
               f"recall {_fmt(m.get('recall'))}  F1 {_fmt(m.get('f1'))}")

@@ -110,8 +110,9 @@ def outcome(outputs: RunOutputs) -> str:
     serving = evaluation.overall_metrics(candidate["evaluation_uri"], baseline=True)
     against = (f"serving model {serving[selection.metric]:.4f}" if selection.metric in serving
                else "no model serving yet")
-    parts.append(f"{'winner' if selection.winner else 'best (not blessed)'} {best} "
-                 f"{selection.metric} {candidate['metric_value']:.4f} vs {against}")
+    parts.append(f"{'winner' if selection.winner else 'best (not blessed)'} "
+                 f"{selection.label(best)} {selection.metric} {candidate['metric_value']:.4f} "
+                 f"vs {against}")
     pusher = outputs.nodes.get("Pusher")
     if pusher is None:
         parts.append("not pushed: no serving directory")

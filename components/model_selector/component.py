@@ -15,8 +15,8 @@ from components.model_selector import executor
 
 def _candidate_inputs() -> Dict[str, ChannelParameter]:
     inputs = {}
-    for arch in contract.ARCHITECTURES:
-        keys = executor.input_keys(arch)
+    for name in contract.CANDIDATES:
+        keys = executor.input_keys(name)
         inputs[keys["model"]] = ChannelParameter(type=standard_artifacts.Model, optional=True)
         inputs[keys["blessing"]] = ChannelParameter(type=standard_artifacts.ModelBlessing,
                                                     optional=True)
@@ -39,22 +39,24 @@ class ModelSelectorSpec(ComponentSpec):
 
 
 class ModelSelector(base_component.BaseComponent):
-    """Compares candidates (per architecture: model, Evaluator blessing, Evaluator evaluation)
-    on `metric` (overall slice, higher is better) and outputs the best blessed one."""
+    """Compares candidates (per architecture, and the ensemble: model, Evaluator blessing,
+    Evaluator evaluation) on `metric` (overall slice, higher is better) and outputs the best
+    blessed one."""
 
     SPEC_CLASS = ModelSelectorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, candidates: Dict[str, Dict[str, types.BaseChannel]], metric: str,
                  label_names: Optional[Sequence[str]] = None):
-        """`candidates`: architecture -> {"model", "blessing", "evaluation"} channels;
-        `label_names`: class names by label id (per-class metrics are keyed by id without)."""
-        unknown = set(candidates) - set(contract.ARCHITECTURES)
+        """`candidates`: candidate name (contract.CANDIDATES) -> {"model", "blessing",
+        "evaluation"} channels; `label_names`: class names by label id (per-class metrics are
+        keyed by id without)."""
+        unknown = set(candidates) - set(contract.CANDIDATES)
         if unknown or not candidates:
-            raise ValueError(f"candidates must be a non-empty subset of {contract.ARCHITECTURES}")
+            raise ValueError(f"candidates must be a non-empty subset of {contract.CANDIDATES}")
         inputs = {}
-        for arch, channels in candidates.items():
-            for kind, key in executor.input_keys(arch).items():
+        for name, channels in candidates.items():
+            for kind, key in executor.input_keys(name).items():
                 inputs[key] = channels[kind]
         super().__init__(spec=ModelSelectorSpec(
             metric=metric,

@@ -1,9 +1,10 @@
 """ModelSelector executor: compare candidates on one TFMA metric, pass on the best blessed one.
 
-Inputs are per architecture (`<arch>_model`, `<arch>_blessing`, `<arch>_evaluation`). The output
-`model` is a copy of the winner (Pusher's input) and `blessing` says whether there is one: with no
-blessed candidate, `blessing.blessed` is 0 and Pusher pushes nothing. The choice and every
-candidate's metric are recorded as custom properties (ML Metadata) and in `selection.json`.
+Inputs are per candidate, each architecture and the ensemble (`<name>_model`, `<name>_blessing`,
+`<name>_evaluation`). The output `model` is a copy of the winner (Pusher's input) and `blessing`
+says whether there is one: with no blessed candidate, `blessing.blessed` is 0 and Pusher pushes
+nothing. The choice and every candidate's metric (and an ensemble's members) are recorded as
+custom properties (ML Metadata) and in `selection.json`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from tfx.utils import io_utils
 
 from components import contract, resolvers
 from components import evaluation as evaluation_lib
+from components.ensemble import executor as ensemble_executor
 from components.model_selector import selection
 
 MODEL_KEY = "model"
@@ -32,9 +34,9 @@ MODEL_ID_PROPERTIES = (evaluator_constants.ARTIFACT_PROPERTY_CURRENT_MODEL_ID_KE
                        evaluator_constants.ARTIFACT_PROPERTY_BASELINE_MODEL_ID_KEY)
 
 
-def input_keys(architecture: str) -> Dict[str, str]:
-    return {"model": f"{architecture}_model", "blessing": f"{architecture}_blessing",
-            "evaluation": f"{architecture}_evaluation"}
+def input_keys(candidate: str) -> Dict[str, str]:
+    return {"model": f"{candidate}_model", "blessing": f"{candidate}_blessing",
+            "evaluation": f"{candidate}_evaluation"}
 
 
 class Executor(base_executor.BaseExecutor):
@@ -47,16 +49,16 @@ class Executor(base_executor.BaseExecutor):
         label_names = json.loads(exec_properties.get(LABEL_NAMES_KEY) or "null")
         candidates: Dict[str, Dict[str, Any]] = {}
         models, blessings = {}, {}
-        for arch in contract.ARCHITECTURES:
-            keys = input_keys(arch)
+        for name in contract.CANDIDATES:
+            keys = input_keys(name)
             if not input_dict.get(keys["model"]):
-                continue  # architecture switched off
+                continue  # architecture switched off, or no ensemble of fewer than two
             model = artifact_utils.get_single_instance(input_dict[keys["model"]])
             blessing = artifact_utils.get_single_instance(input_dict[keys["blessing"]])
             evaluation = artifact_utils.get_single_instance(input_dict[keys["evaluation"]])
-            models[arch], blessings[arch] = model, blessing
+            models[name], blessings[name] = model, blessing
             metrics = evaluation_lib.overall_metrics(evaluation.uri, label_names)
-            candidates[arch] = {
+            candidates[name] = {
                 "model_uri": model.uri,
                 "blessed": bool(blessing.get_int_custom_property(BLESSED_PROPERTY)),
                 "metric_value": metrics.get(metric),
@@ -64,6 +66,9 @@ class Executor(base_executor.BaseExecutor):
                 "metrics": metrics,
                 "evaluation_uri": evaluation.uri,
             }
+            if model.has_custom_property(ensemble_executor.MEMBERS_PROPERTY):
+                candidates[name][selection.MEMBERS] = json.loads(
+                    model.get_string_custom_property(ensemble_executor.MEMBERS_PROPERTY))
         if not candidates:
             raise ValueError("ModelSelector got no candidate models")
         choice = selection.Selection(metric=metric, winner=selection.select(candidates),
@@ -90,7 +95,7 @@ class Executor(base_executor.BaseExecutor):
         out_blessing.set_string_custom_property("winner", winner or "")
         out_blessing.set_string_custom_property(selection.SELECTION_PROPERTY, choice.to_json())
         selection.write(choice, out_blessing.uri)
-        for arch, c in candidates.items():
-            logging.info("ModelSelector: %s %s=%s blessed=%s", arch, metric, c["metric_value"],
+        for name, c in candidates.items():
+            logging.info("ModelSelector: %s %s=%s blessed=%s", name, metric, c["metric_value"],
                          c["blessed"])
         logging.info("ModelSelector: winner %s", winner or "none (no blessed candidate)")

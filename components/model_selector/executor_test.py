@@ -1,9 +1,13 @@
-"""ModelSelector's executor: the winner's copy and a blessing that names the winner's model."""
+"""ModelSelector's executor: the winner's copy and a blessing that names the winner's model;
+the ensemble as a candidate."""
+import json
 import os
 
 from tfx.types import standard_artifacts
 
-from components.model_selector import executor
+from components import contract
+from components.ensemble import executor as ensemble_executor
+from components.model_selector import executor, selection
 
 
 def _artifact(cls, uri, **custom):
@@ -18,27 +22,54 @@ def _artifact(cls, uri, **custom):
     return a
 
 
-def _run(tmp_path, monkeypatch, model_ids):
-    metric = "sparse_categorical_accuracy"
-    values = {"vgg16": 0.8, "resnet50": 0.6}
+METRIC = "sparse_categorical_accuracy"
+ACCURACY = {"vgg16": 0.8, "resnet50": 0.6}
+MEMBERS = json.dumps(["vgg16", "resnet50"])
+
+
+def _run(tmp_path, monkeypatch, model_ids, accuracy=ACCURACY, model_properties=None):
     monkeypatch.setattr(executor.evaluation_lib, "overall_metrics",
-                        lambda uri, names: {metric: values[os.path.basename(uri)]})
+                        lambda uri, names: {METRIC: accuracy[os.path.basename(uri)]})
     inputs = {}
-    for arch, model_id in model_ids.items():
-        keys = executor.input_keys(arch)
-        model = _artifact(standard_artifacts.Model, tmp_path / "in" / f"model_{arch}")
-        (tmp_path / "in" / f"model_{arch}" / "weights").write_text(arch)
+    for name, model_id in model_ids.items():
+        keys = executor.input_keys(name)
+        model = _artifact(standard_artifacts.Model, tmp_path / "in" / f"model_{name}",
+                          **(model_properties or {}).get(name, {}))
+        (tmp_path / "in" / f"model_{name}" / "weights").write_text(name)
         inputs[keys["model"]] = [model]
         inputs[keys["blessing"]] = [_artifact(
-            standard_artifacts.ModelBlessing, tmp_path / "in" / f"blessing_{arch}", blessed=1,
-            current_model_id=model_id, baseline_model_id=model_id if arch == "vgg16" else 7)]
+            standard_artifacts.ModelBlessing, tmp_path / "in" / f"blessing_{name}", blessed=1,
+            current_model_id=model_id, baseline_model_id=model_id if name == "vgg16" else 7)]
         inputs[keys["evaluation"]] = [_artifact(standard_artifacts.ModelEvaluation,
-                                                tmp_path / "in" / arch)]
+                                                tmp_path / "in" / name)]
     outputs = {executor.MODEL_KEY: [_artifact(standard_artifacts.Model, tmp_path / "out_model")],
                executor.BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing,
                                                  tmp_path / "out_blessing")]}
-    executor.Executor().Do(inputs, outputs, {executor.METRIC_KEY: metric})
+    executor.Executor().Do(inputs, outputs, {executor.METRIC_KEY: METRIC})
     return outputs
+
+
+def test_the_ensemble_is_a_candidate_that_wins_when_better_and_is_named_with_its_members(
+        tmp_path, monkeypatch):
+    ids = {"vgg16": 11, "resnet50": 12, contract.ENSEMBLE: 13}
+    members = {contract.ENSEMBLE: {ensemble_executor.MEMBERS_PROPERTY: MEMBERS}}
+    out = _run(tmp_path / "better", monkeypatch, ids, {**ACCURACY, contract.ENSEMBLE: 0.85},
+               members)
+    blessing, = out[executor.BLESSING_KEY]
+    model, = out[executor.MODEL_KEY]
+    assert blessing.get_string_custom_property("winner") == contract.ENSEMBLE
+    assert model.get_string_custom_property("architecture") == contract.ENSEMBLE
+    assert (tmp_path / "better" / "out_model" / "weights").read_text() == contract.ENSEMBLE
+    assert blessing.mlmd_artifact.custom_properties["current_model_id"].int_value == 13
+    chosen = selection.read(blessing.uri)
+    assert set(chosen.candidates) == set(contract.CANDIDATES)
+    assert chosen.candidates[contract.ENSEMBLE][selection.MEMBERS] == ["vgg16", "resnet50"]
+    assert selection.MEMBERS not in chosen.candidates["vgg16"]
+    assert chosen.label(contract.ENSEMBLE) == "ensemble (vgg16 + resnet50)"
+    # Equal to its best member: the single network wins.
+    out = _run(tmp_path / "tie", monkeypatch, ids, {**ACCURACY, contract.ENSEMBLE: 0.8},
+               members)
+    assert out[executor.BLESSING_KEY][0].get_string_custom_property("winner") == "vgg16"
 
 
 def test_the_blessing_names_the_winners_model_as_its_evaluator_did(tmp_path, monkeypatch):

@@ -22,15 +22,14 @@ class RunReportArtifact(types.Artifact):
     TYPE_NAME = "components.RunReport"
 
 
-def _architecture_inputs() -> Dict[str, ChannelParameter]:
-    inputs = {}
-    for arch in contract.ARCHITECTURES:
-        keys = executor.input_keys(arch)
-        inputs[keys["model_run"]] = ChannelParameter(type=standard_artifacts.ModelRun,
-                                                     optional=True)
-        inputs[keys["evaluation"]] = ChannelParameter(type=standard_artifacts.ModelEvaluation,
-                                                      optional=True)
-    return inputs
+CANDIDATE_INPUT_TYPES = {"model_run": standard_artifacts.ModelRun,
+                         "evaluation": standard_artifacts.ModelEvaluation}
+
+
+def _candidate_inputs() -> Dict[str, ChannelParameter]:
+    return {key: ChannelParameter(type=CANDIDATE_INPUT_TYPES[kind], optional=True)
+            for name in contract.CANDIDATES
+            for kind, key in executor.input_keys(name).items()}
 
 
 class RunReportSpec(ComponentSpec):
@@ -45,14 +44,15 @@ class RunReportSpec(ComponentSpec):
                                                  optional=True),
         executor.PUSHED_MODEL_KEY: ChannelParameter(type=standard_artifacts.PushedModel,
                                                     optional=True),
-        **_architecture_inputs(),
+        **_candidate_inputs(),
     }
     OUTPUTS = {executor.REPORT_KEY: ChannelParameter(type=RunReportArtifact)}
 
 
 class RunReport(base_component.BaseComponent):
-    """The run's report. `candidates`: architecture -> {"model_run", "evaluation"} channels;
-    `selection`: the ModelSelector's blessing (its choice); `pushed_model`: the Pusher's."""
+    """The run's report. `candidates`: candidate name -> its channels (executor.input_keys:
+    "evaluation", and "model_run" for an architecture); `selection`: the ModelSelector's
+    blessing (its choice); `pushed_model`: the Pusher's."""
 
     SPEC_CLASS = RunReportSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
@@ -63,12 +63,12 @@ class RunReport(base_component.BaseComponent):
                  candidates: Optional[Dict[str, Dict[str, types.BaseChannel]]] = None,
                  selection: Optional[types.BaseChannel] = None,
                  pushed_model: Optional[types.BaseChannel] = None):
-        unknown = set(candidates or {}) - set(contract.ARCHITECTURES)
+        unknown = set(candidates or {}) - set(contract.CANDIDATES)
         if unknown:
-            raise ValueError(f"candidates must be a subset of {contract.ARCHITECTURES}")
+            raise ValueError(f"candidates must be a subset of {contract.CANDIDATES}")
         inputs = {}
-        for arch, channels in (candidates or {}).items():
-            for kind, key in executor.input_keys(arch).items():
+        for name, channels in (candidates or {}).items():
+            for kind, key in executor.input_keys(name).items():
                 inputs[key] = channels[kind]
         super().__init__(spec=RunReportSpec(
             label_names=json.dumps(list(label_names)) if label_names else None,

@@ -28,9 +28,13 @@ LABEL_NAMES_KEY = "label_names"
 REPORT_PATH_PROPERTY = "report_path"
 
 
-def input_keys(architecture: str) -> Dict[str, str]:
-    return {"model_run": f"{architecture}_model_run",
-            "evaluation": f"{architecture}_evaluation"}
+def input_keys(candidate: str) -> Dict[str, str]:
+    """The report's inputs of a candidate: its evaluation, and a trained architecture's
+    training record (the ensemble trains nothing)."""
+    keys = {"evaluation": f"{candidate}_evaluation"}
+    if candidate in contract.ARCHITECTURES:
+        keys["model_run"] = f"{candidate}_model_run"
+    return keys
 
 
 def _single(input_dict: Dict[str, List[types.Artifact]], key: str):
@@ -55,17 +59,17 @@ class Executor(base_executor.BaseExecutor):
         pushed = _single(input_dict, PUSHED_MODEL_KEY)
 
         trainings, evaluations, artifacts = {}, {}, {}
-        for arch in contract.ARCHITECTURES:
-            keys = input_keys(arch)
-            model_run, evaluation = (_single(input_dict, keys["model_run"]),
-                                     _single(input_dict, keys["evaluation"]))
+        for name in contract.CANDIDATES:
+            keys = input_keys(name)
+            model_run = _single(input_dict, keys["model_run"]) if "model_run" in keys else None
+            evaluation = _single(input_dict, keys["evaluation"])
             if model_run:
-                trainings[arch] = sources.training(model_run.uri)
-                artifacts[f"Trainer {arch} model_run"] = model_run.uri
+                trainings[name] = sources.training(model_run.uri)
+                artifacts[f"Trainer {name} model_run"] = model_run.uri
             if evaluation:
-                blessed = bool(selection and selection.candidates.get(arch, {}).get("blessed"))
-                evaluations[arch] = sources.evaluation(evaluation.uri, label_names, blessed)
-                artifacts[f"Evaluator {arch} evaluation"] = evaluation.uri
+                blessed = bool(selection and selection.candidates.get(name, {}).get("blessed"))
+                evaluations[name] = sources.evaluation(evaluation.uri, label_names, blessed)
+                artifacts[f"Evaluator {name} evaluation"] = evaluation.uri
         inputs = report.ReportInputs(
             label_names=label_names,
             ingest=ingest,
@@ -75,6 +79,7 @@ class Executor(base_executor.BaseExecutor):
             anomalies=sources.anomalies(
                 anomalies.uri, artifact_utils.decode_split_names(anomalies.split_names)),
             trainings=trainings, evaluations=evaluations,
+            members=selection.members() if selection else {},
             selection_metric=selection.metric if selection else None,
             winner=selection.winner if selection else None,
             pushed_destination=(pusher_executor.pushed_destination(pushed.mlmd_artifact)

@@ -47,34 +47,28 @@ class ModelCard:
 
     @classmethod
     def build(cls, inputs, scores: Dict[str, Dict[str, Dict[str, float]]]) -> "ModelCard":
-        """`inputs`: report.ReportInputs; `scores`: arch -> class -> per-class scores."""
-        arch = inputs.winner if inputs.pushed_destination else None
+        """`inputs`: report.ReportInputs; `scores`: candidate -> class -> per-class scores."""
+        winner = inputs.winner if inputs.pushed_destination else None
+        members = inputs.members.get(winner, [])
+        architecture = f"{winner} of {' + '.join(members)}" if members else winner
         details: List[Tuple[str, str]] = []
         overall: List[Tuple[str, str]] = []
-        if arch:
-            training = inputs.trainings.get(arch)
-            if training:
-                s = training.summary
-                hp = s.get("hyperparameters", {})
-                details = [
-                    ("architecture", f"{arch} ({s.get('variant', '')} variant, width "
-                                     f"{s.get('width', 1.0)})"),
-                    ("hyperparameters", ", ".join(f"{k} {v:.3g}" if isinstance(v, float)
-                                                  else f"{k} {v}" for k, v in hp.items())),
-                    ("training", f"{len(training.history.get('loss', []))} epochs of "
-                                 f"{s.get('steps_per_epoch', '?')} steps x "
-                                 f"{s.get('batch_size', '?')} images; weights of epoch "
-                                 f"{training.kept_epoch or '?'} kept (best "
-                                 f"{s.get('settings', {}).get('best_epoch_metric', '?')})"),
-                    ("test-time augmentation", str(s.get("test_time_augmentation", "none"))),
-                    ("trained on", s.get("devices", {}).get("trained_on", "not recorded")),
-                ]
-            metrics = inputs.evaluations[arch].metrics
+        if winner:
+            if members:
+                details = [("architecture", f"{architecture}: the mean of their class "
+                                            "probabilities, each network with its own "
+                                            "test-time augmentation")]
+                for member in members:
+                    details += [(f"{member}: {key}", value) for key, value in
+                                _training_details(member, inputs.trainings.get(member))]
+            else:
+                details = _training_details(winner, inputs.trainings.get(winner))
+            metrics = inputs.evaluations[winner].metrics
             overall = [("accuracy", f"{metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}"),
                        ("macro-F1", f"{metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f}"),
                        ("examples", f"{int(metrics.get('example_count', 0))}")]
         candidates = [
-            (name, float(e.metrics.get(contract.ACCURACY_METRIC, float("nan"))),
+            (inputs.label(name), float(e.metrics.get(contract.ACCURACY_METRIC, float("nan"))),
              float(e.metrics.get(contract.MACRO_F1_METRIC, float("nan"))),
              "yes" if e.blessed else "no")
             for name, e in sorted(inputs.evaluations.items())]
@@ -83,11 +77,11 @@ class ModelCard:
             model_name=contract.MODEL_NAME,
             pushed_version=(os.path.basename(inputs.pushed_destination.rstrip("/"))
                             if inputs.pushed_destination else None),
-            pushed_destination=inputs.pushed_destination, architecture=arch, details=details,
-            data=data, label_names=list(inputs.label_names), overall=overall,
-            per_class=scores.get(arch, {}) if arch else {}, candidates=candidates,
+            pushed_destination=inputs.pushed_destination, architecture=architecture,
+            details=details, data=data, label_names=list(inputs.label_names), overall=overall,
+            per_class=scores.get(winner, {}) if winner else {}, candidates=candidates,
             data_limits=_data_limits(data.get(contract.TRAIN_SPLIT, {}),
-                                     scores.get(arch, {}) if arch else {}))
+                                     scores.get(winner, {}) if winner else {}))
 
     @property
     def title(self) -> str:
@@ -112,7 +106,7 @@ class ModelCard:
                 ["class", "precision", "recall", "specificity", "F1", "support"],
                 self._per_class_rows())
         lines += ["## Candidates of this run", ""]
-        lines += _markdown_table(["architecture", "accuracy", "macro-F1", "blessed"],
+        lines += _markdown_table(["candidate", "accuracy", "macro-F1", "blessed"],
                                  self.candidates)
         lines += ["## Limitations", ""] + [f"- {text}" for text in
                                            (*self.data_limits, *LIMITATIONS)] + [""]
@@ -136,7 +130,7 @@ class ModelCard:
                          + html_page.table(["class", "precision", "recall", "specificity",
                                             "F1", "support"], self._per_class_rows()))
         parts.append("<h2>Candidates of this run</h2>" + html_page.table(
-            ["architecture", "accuracy", "macro-F1", "blessed"], self.candidates))
+            ["candidate", "accuracy", "macro-F1", "blessed"], self.candidates))
         parts.append("<h2>Limitations</h2><ul>" + "".join(
             f"<li>{html.escape(text)}</li>" for text in (*self.data_limits, *LIMITATIONS))
             + "</ul>")
@@ -150,6 +144,28 @@ class ModelCard:
     def _per_class_rows(self) -> List[List[Any]]:
         return [[name, s["precision"], s["recall"], s["specificity"], s["f1"], s["support"]]
                 for name, s in self.per_class.items()]
+
+
+def _training_details(arch: str, training) -> List[Tuple[str, str]]:
+    """What the model card says of a trained network (`training`: report.Training, or None
+    when its record is missing)."""
+    if not training:
+        return []
+    s = training.summary
+    hp = s.get("hyperparameters", {})
+    return [
+        ("architecture", f"{arch} ({s.get('variant', '')} variant, width "
+                         f"{s.get('width', 1.0)})"),
+        ("hyperparameters", ", ".join(f"{k} {v:.3g}" if isinstance(v, float)
+                                      else f"{k} {v}" for k, v in hp.items())),
+        ("training", f"{len(training.history.get('loss', []))} epochs of "
+                     f"{s.get('steps_per_epoch', '?')} steps x "
+                     f"{s.get('batch_size', '?')} images; weights of epoch "
+                     f"{training.kept_epoch or '?'} kept (best "
+                     f"{s.get('settings', {}).get('best_epoch_metric', '?')})"),
+        ("test-time augmentation", str(s.get("test_time_augmentation", "none"))),
+        ("trained on", s.get("devices", {}).get("trained_on", "not recorded")),
+    ]
 
 
 def _data_limits(train_counts: Dict[str, int], per_class: Dict[str, Dict[str, float]]

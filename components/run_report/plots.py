@@ -127,16 +127,16 @@ def confusion_matrices(matrix: Sequence[Sequence[float]], label_names: Sequence[
 
 def per_class_comparison(scores: Mapping[str, Mapping[str, Mapping[str, float]]],
                          metric: str, path: str) -> None:
-    """`metric` per class for each architecture: grouped bars (scores: arch -> class -> ...)."""
-    architectures = list(scores)
+    """`metric` per class for each candidate: grouped bars (scores: candidate -> class -> ...)."""
+    candidates = list(scores)
     classes: List[str] = list(next(iter(scores.values()))) if scores else []
     fig, axes = _figure(COMPARISON_SIZE)
     ax = axes[0][0]
-    width = 0.8 / max(1, len(architectures))
-    for i, arch in enumerate(architectures):
-        values = [scores[arch][name][metric] for name in classes]
-        positions = np.arange(len(classes)) + (i - (len(architectures) - 1) / 2) * width
-        bars = ax.bar(positions, values, width, label=arch)
+    width = 0.8 / max(1, len(candidates))
+    for i, candidate in enumerate(candidates):
+        values = [scores[candidate][name][metric] for name in classes]
+        positions = np.arange(len(classes)) + (i - (len(candidates) - 1) / 2) * width
+        bars = ax.bar(positions, values, width, label=candidate)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(range(len(classes)), classes)
     ax.set_ylim(0, 1.05)

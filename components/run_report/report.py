@@ -4,8 +4,9 @@ the model card of the pushed model (model_card.md and .html), all in one folder.
 Built from plain data that the executor reads from the run's artifacts (`ReportInputs`); this
 module does not touch TFX. Sections: the data (ingest counts, sample faces per class, per-split
 statistics from TFDV, the validation anomalies), training curves per architecture, evaluation
-on the eval split (confusion matrices, per-class precision / recall / specificity / F1 /
-support), the architectures side by side, the selection and what was pushed.
+on the eval split per candidate (each architecture, and their ensemble: confusion matrices,
+per-class precision / recall / specificity / F1 / support), the candidates side by side, the
+selection and what was pushed.
 """
 from __future__ import annotations
 
@@ -32,8 +33,8 @@ def curves_png(arch: str) -> str:
     return f"training_curves_{arch}.png"
 
 
-def confusion_png(arch: str) -> str:
-    return f"confusion_matrix_{arch}.png"
+def confusion_png(candidate: str) -> str:
+    return f"confusion_matrix_{candidate}.png"
 
 
 @dataclasses.dataclass
@@ -70,12 +71,18 @@ class ReportInputs:
     samples: Dict[str, List[bytes]]        # class -> encoded training images
     statistics: Dict[str, List[Dict[str, Any]]]  # split -> feature rows (statistics_rows)
     anomalies: Dict[str, List[str]]        # split -> anomaly descriptions (empty: none)
-    trainings: Dict[str, Training] = dataclasses.field(default_factory=dict)
-    evaluations: Dict[str, Evaluation] = dataclasses.field(default_factory=dict)
+    trainings: Dict[str, Training] = dataclasses.field(default_factory=dict)  # architecture ->
+    evaluations: Dict[str, Evaluation] = dataclasses.field(default_factory=dict)  # candidate ->
+    members: Dict[str, List[str]] = dataclasses.field(default_factory=dict)  # ensemble -> archs
     selection_metric: Optional[str] = None
     winner: Optional[str] = None
     pushed_destination: Optional[str] = None   # the version directory, None: nothing pushed
     artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # name -> URI, shown
+
+    def label(self, candidate: str) -> str:
+        """The candidate's name, with an ensemble's members: "ensemble (vgg16 + resnet50)"."""
+        members = self.members.get(candidate)
+        return f"{candidate} ({' + '.join(members)})" if members else candidate
 
 
 def read_training_log(text: str) -> Dict[str, List[float]]:
@@ -127,8 +134,8 @@ def write_report(inputs: ReportInputs, output_dir: str) -> str:
     report's path."""
     os.makedirs(output_dir, exist_ok=True)
     out = lambda name: os.path.join(output_dir, name)  # noqa: E731
-    scores = {arch: per_class_scores(e.matrix, inputs.label_names)
-              for arch, e in inputs.evaluations.items()}
+    scores = {name: per_class_scores(e.matrix, inputs.label_names)
+              for name, e in inputs.evaluations.items()}
     sections = [_outcome_section(inputs), _data_section(inputs, out)]
     if inputs.trainings:
         sections.append(_training_section(inputs, out))
@@ -230,23 +237,26 @@ def _evaluation_section(inputs: ReportInputs, scores, out) -> str:
     parts = ["<h2>Evaluation on the eval split (TFMA)</h2>"]
     accuracy, macro_f1 = contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC
     parts.append(html_page.table(
-        ["architecture", "accuracy", "macro-F1", "examples", "blessed"],
-        [[arch, e.metrics.get(accuracy, float("nan")), e.metrics.get(macro_f1, float("nan")),
-          int(e.metrics.get("example_count", 0)), "yes" if e.blessed else "no"]
-         for arch, e in sorted(inputs.evaluations.items())]))
+        ["candidate", "accuracy", "macro-F1", "examples", "blessed"],
+        [[inputs.label(name), e.metrics.get(accuracy, float("nan")),
+          e.metrics.get(macro_f1, float("nan")), int(e.metrics.get("example_count", 0)),
+          "yes" if e.blessed else "no"]
+         for name, e in sorted(inputs.evaluations.items())]))
     if len(scores) > 1:
-        plots.per_class_comparison(scores, "f1", out(COMPARISON_PNG))
-        parts.append(html_page.img(COMPARISON_PNG, "F1 per class, architectures side by side"))
-    for arch, evaluation in sorted(inputs.evaluations.items()):
-        parts.append(f"<h3>{html.escape(arch)}</h3>")
+        plots.per_class_comparison({inputs.label(name): s for name, s in scores.items()}, "f1",
+                                   out(COMPARISON_PNG))
+        parts.append(html_page.img(COMPARISON_PNG, "F1 per class, candidates side by side"))
+    for name, evaluation in sorted(inputs.evaluations.items()):
+        label = inputs.label(name)
+        parts.append(f"<h3>{html.escape(label)}</h3>")
         plots.confusion_matrices(evaluation.matrix, inputs.label_names,
-                                 f"{arch}: confusion matrix (eval split)",
-                                 out(confusion_png(arch)))
-        parts.append(html_page.img(confusion_png(arch), f"confusion matrix of {arch}"))
+                                 f"{label}: confusion matrix (eval split)",
+                                 out(confusion_png(name)))
+        parts.append(html_page.img(confusion_png(name), f"confusion matrix of {label}"))
         parts.append(html_page.table(
             ["class", "precision", "recall (sensitivity)", "specificity", "F1", "support"],
-            [[name, s["precision"], s["recall"], s["specificity"], s["f1"], s["support"]]
-             for name, s in scores[arch].items()]))
+            [[c, s["precision"], s["recall"], s["specificity"], s["f1"], s["support"]]
+             for c, s in scores[name].items()]))
     return "".join(parts)
 
 
@@ -256,7 +266,8 @@ def _outcome_section(inputs: ReportInputs) -> str:
         winner = inputs.winner
         pushed = inputs.pushed_destination
         line = (f"Winner on {html.escape(str(inputs.selection_metric))}: <b>"
-                f"{html.escape(winner or 'none (no blessed candidate)')}</b>")
+                f"{html.escape(inputs.label(winner) if winner else 'none (no blessed candidate)')}"
+                "</b>")
         if winner and winner in inputs.evaluations:
             metrics = inputs.evaluations[winner].metrics
             line += (f", accuracy {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f}, "

@@ -67,6 +67,32 @@ def test_report_figures_links_and_model_card(tmp_path):
     assert "Weakest class on the eval split: sad" in card
 
 
+def test_the_ensemble_is_shown_beside_its_members_and_its_card_names_them(tmp_path):
+    inputs = _inputs()
+    inputs.evaluations[contract.ENSEMBLE] = report.Evaluation(
+        matrix=[[9, 1, 0], [0, 10, 0], [1, 2, 7]], blessed=True,
+        metrics={contract.ACCURACY_METRIC: 0.8667, contract.MACRO_F1_METRIC: 0.86,
+                 "example_count": 30.0})
+    inputs.members = {contract.ENSEMBLE: ["vgg16", "resnet50"]}
+    inputs.winner = contract.ENSEMBLE
+    path = report.write_report(inputs, str(tmp_path))
+    pngs = check_report_folder(path)
+    # Its confusion matrix beside the members'; no training curves: it trains nothing.
+    assert report.confusion_png(contract.ENSEMBLE) in pngs
+    assert report.curves_png(contract.ENSEMBLE) not in pngs
+    page = (tmp_path / report.REPORT_FILE).read_text()
+    assert "<b>ensemble (vgg16 + resnet50)</b>, accuracy 0.8667" in page
+    assert "<h3>ensemble (vgg16 + resnet50)</h3>" in page
+    card = (tmp_path / report.MODEL_CARD_MD).read_text()
+    assert card.startswith("# Model card: fer, version 1764150000 (ensemble of vgg16 + "
+                           "resnet50)")
+    assert "- **architecture**: ensemble of vgg16 + resnet50: the mean of" in card
+    for member in ("vgg16", "resnet50"):
+        assert f"- **{member}: architecture**: {member} (fer variant, width 0.25)" in card
+    assert "| ensemble (vgg16 + resnet50) | 0.8667 | 0.8600 | yes |" in card
+    assert "| sad | 1.0000 | 0.7000 |" in card  # the ensemble's own per-class scores
+
+
 def test_the_kept_epoch_follows_the_watched_metric():
     training = report.Training(summary={"settings": {"best_epoch_metric": "val_loss"}},
                                history={"val_loss": [1.6, 1.3, 1.35],
