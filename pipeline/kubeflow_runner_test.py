@@ -27,6 +27,7 @@ def test_compiles_pipeline_spec_with_every_component(tmp_path):
                           "LatestBlessedModel-model-blessing-resolver",
                           "Tuner_vgg16", "Trainer_vgg16", "Evaluator_vgg16",
                           "Tuner_resnet50", "Trainer_resnet50", "Evaluator_resnet50",
+                          "Ensemble", "Evaluator_ensemble",
                           "ModelSelector", "Pusher", "RunReport"}
     # Transform waits for both gates even though it reads no output of them.
     assert {"SchemaValidationGate", "DriftGate"} <= set(tasks["Transform"]["dependentTasks"])

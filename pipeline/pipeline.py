@@ -11,6 +11,8 @@ from tfx.dsl.components.base import executor_spec
 from components import contract, evaluation, resolvers
 from components import transform as transform_module
 from components.distribution_validator import DistributionValidator
+from components.ensemble import ensemble as ensemble_lib
+from components.ensemble.component import Ensemble
 from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen.component import ImageFolderExampleGen
 from components.model_selector.component import ModelSelector
@@ -27,6 +29,7 @@ RUN_FN = f"{trainer_module.__name__}.run_fn"
 TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
 SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
 DEFAULT_TUNER_TRIALS = training_config.default_settings()["tuner_trials"]
+ENSEMBLE_ID = "Ensemble"
 MODEL_SELECTOR_ID = "ModelSelector"
 PUSHER_ID = "Pusher"
 
@@ -64,7 +67,8 @@ def create_pipeline(
     kfp_v2_resolvers: bool = False,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline graph (see README): data half, then per architecture Tuner ->
-    Trainer -> Evaluator, then ModelSelector -> Pusher.
+    Trainer -> Evaluator, with two or more architectures an Ensemble of the Trainers' models and
+    its Evaluator, then ModelSelector -> Pusher.
 
     `training` maps each architecture to train to its settings (components/models/
     training_config.py TrainConfig, without architecture and label names); empty or None gives
@@ -88,7 +92,8 @@ def create_pipeline(
     those of the latest data a run trained on, with the thresholds in drift_config.pbtxt (read
     now, from `drift_config_dir`, by default `schema_dir`), and stops before
     Transform past a threshold, unless `accept_drift`. With `warm_start`, each Trainer starts
-    from the last pushed model of its architecture (not trained on these same examples). The
+    from the last pushed model of its architecture (not trained on these same examples; a pushed
+    ensemble is of no architecture). The
     Evaluator's baseline is the model serving now (the latest push); a candidate is blessed
     when it is not worse on `selection_metric` by more than `change_tolerance`.
 
@@ -155,7 +160,18 @@ def create_pipeline(
         eval_args = tfx.proto.EvalArgs(
             splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
             num_steps=0)
-        candidates, model_runs = {}, {}
+
+        def evaluator(candidate: str, model: tfx.dsl.Channel) -> tfx.components.Evaluator:
+            # Every candidate on the same examples, split, config and baseline.
+            return tfx.components.Evaluator(
+                examples=example_gen.outputs["examples"],
+                model=model,
+                baseline_model=baseline.outputs["model"],
+                eval_config=eval_config,
+                example_splits=[contract.EVAL_SPLIT],
+            ).with_id(f"Evaluator_{candidate}")
+
+        candidates, report_candidates = {}, {}
         for arch, settings in training.items():
             custom_config = {**settings, "architecture": arch, "label_names": label_names}
             tuner = None
@@ -186,18 +202,25 @@ def create_pipeline(
                 eval_args=eval_args,
                 custom_config=custom_config,
             ).with_id(f"Trainer_{arch}")
-            evaluator = tfx.components.Evaluator(
-                examples=example_gen.outputs["examples"],
-                model=trainer.outputs["model"],
-                baseline_model=baseline.outputs["model"],
-                eval_config=eval_config,
-                example_splits=[contract.EVAL_SPLIT],
-            ).with_id(f"Evaluator_{arch}")
-            components += [trainer, evaluator]
-            model_runs[arch] = trainer.outputs["model_run"]
+            arch_evaluator = evaluator(arch, trainer.outputs["model"])
+            components += [trainer, arch_evaluator]
             candidates[arch] = {"model": trainer.outputs["model"],
-                                "blessing": evaluator.outputs["blessing"],
-                                "evaluation": evaluator.outputs["evaluation"]}
+                                "blessing": arch_evaluator.outputs["blessing"],
+                                "evaluation": arch_evaluator.outputs["evaluation"]}
+            report_candidates[arch] = {"model_run": trainer.outputs["model_run"],
+                                       "evaluation": arch_evaluator.outputs["evaluation"]}
+        if len(training) >= ensemble_lib.MIN_MEMBERS:
+            ensemble = Ensemble(
+                models={arch: candidates[arch]["model"] for arch in training},
+                transform_graph=transform.outputs["transform_graph"]).with_id(ENSEMBLE_ID)
+            ensemble_evaluator = evaluator(contract.ENSEMBLE, ensemble.outputs["model"])
+            components += [ensemble, ensemble_evaluator]
+            candidates[contract.ENSEMBLE] = {
+                "model": ensemble.outputs["model"],
+                "blessing": ensemble_evaluator.outputs["blessing"],
+                "evaluation": ensemble_evaluator.outputs["evaluation"]}
+            report_candidates[contract.ENSEMBLE] = {
+                "evaluation": ensemble_evaluator.outputs["evaluation"]}
         selector = ModelSelector(candidates=candidates, metric=selection_metric,
                                  label_names=label_names).with_id(MODEL_SELECTOR_ID)
         components.append(selector)
@@ -213,9 +236,7 @@ def create_pipeline(
             ).with_id(PUSHER_ID)
             components.append(pusher)
         report_models = {
-            "candidates": {arch: {"model_run": model_runs[arch],
-                                  "evaluation": candidates[arch]["evaluation"]}
-                           for arch in candidates},
+            "candidates": report_candidates,
             "selection": selector.outputs["blessing"],
             "pushed_model": pusher.outputs["pushed_model"] if pusher else None,
         }

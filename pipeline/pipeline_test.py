@@ -56,6 +56,32 @@ def test_one_training_mapping_per_architecture_builds_its_branch():
     assert not any(key.endswith(("_model_run", "_evaluation")) for key in report.inputs)
 
 
+def test_two_architectures_add_an_ensemble_evaluated_as_they_are_and_one_adds_none():
+    graph = {c.id: c for c in create(training={"vgg16": {}, "resnet50": {}},
+                                     enable_tuning=False, serving_dir="/srv").components}
+    ensemble = graph["Ensemble"]
+    assert {key: channel.producer_component_id for key, channel in ensemble.inputs.items()} == \
+        {"vgg16_model": "Trainer_vgg16", "resnet50_model": "Trainer_resnet50",
+         "transform_graph": "Transform"}
+    evaluators = [graph[f"Evaluator_{name}"] for name in ("vgg16", "resnet50", "ensemble")]
+    assert evaluators[2].inputs["model"].producer_component_id == "Ensemble"
+    for evaluator in evaluators[:2]:  # the same examples, split, config and baseline
+        assert evaluator.exec_properties == evaluators[2].exec_properties
+        for key in ("examples", "baseline_model"):
+            assert evaluator.inputs[key] is evaluators[2].inputs[key], key
+    selector = graph["ModelSelector"].inputs
+    assert {key: selector[key].producer_component_id for key in selector
+            if key.startswith("ensemble")} == {"ensemble_model": "Ensemble",
+                                               "ensemble_blessing": "Evaluator_ensemble",
+                                               "ensemble_evaluation": "Evaluator_ensemble"}
+    assert graph["RunReport"].inputs["ensemble_evaluation"].producer_component_id == \
+        "Evaluator_ensemble"
+
+    one = {c.id for c in create(training={"vgg16": {}}, enable_tuning=False).components}
+    assert "Trainer_vgg16" in one
+    assert not {"Ensemble", "Evaluator_ensemble"} & one
+
+
 def test_retraining_wiring_warm_start_serving_baseline_and_the_drift_gate():
     def nodes(**kwargs):
         return {c.id: c for c in create(training={"vgg16": {}}, enable_tuning=False,
