@@ -22,9 +22,9 @@ from tests.transformed import read_transformed
 
 pytestmark = [pytest.mark.e2e, pytest.mark.beam]
 
-# ImageFolderExampleGen, StatisticsGen, Transform and one Evaluator per architecture.
+# ImageFolderExampleGen, StatisticsGen, Transform and one Evaluator per candidate.
 BEAM_COMPONENTS = ("ImageFolderExampleGen", "StatisticsGen", "Transform",
-                   *(f"Evaluator_{arch}" for arch in contract.ARCHITECTURES))
+                   *(f"Evaluator_{name}" for name in contract.CANDIDATES))
 # Training is not what this test is about: short, untuned.
 TRAINING = {"epochs": 2, "batch_size": 16}
 RUN_TIMEOUT_S = 1500
@@ -80,8 +80,8 @@ def test_the_portable_run_produced_what_a_direct_run_does(portable_run):
     assert sum(b[contract.transformed_name(contract.LABEL_KEY)].shape[0] for b in batches) == \
         counts[contract.TRAIN_SPLIT]
     # The Evaluators (TFMA) wrote their metrics; the selection read them and pushed a winner.
-    for arch in contract.ARCHITECTURES:
-        evaluation = outputs[f"Evaluator_{arch}"].uri("evaluation")
-        assert any(name.startswith("metrics") for name in os.listdir(evaluation)), arch
+    for candidate in contract.CANDIDATES:
+        evaluation = outputs[f"Evaluator_{candidate}"].uri("evaluation")
+        assert any(name.startswith("metrics") for name in os.listdir(evaluation)), candidate
     assert "winner:" in portable_run["console"]
     assert outputs["Pusher"].state == "COMPLETE"

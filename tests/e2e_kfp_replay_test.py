@@ -142,8 +142,8 @@ def test_the_second_replay_reads_the_new_span_against_the_first_ones_baselines(r
     assert blessing.run_id == "span1" and blessing.metadata["blessed"] == 1
     baseline = second.output("LatestBlessedModel-model-resolver", "model")
     assert baseline is not None and baseline.name == blessing.metadata["current_model_id"]
-    for arch in contract.ARCHITECTURES:
-        assert second.tasks[f"Evaluator_{arch}"].inputs["baseline_model"] == [baseline]
+    for candidate in contract.CANDIDATES:
+        assert second.tasks[f"Evaluator_{candidate}"].inputs["baseline_model"] == [baseline]
     # A model is pushed again exactly when the selection blessed one against that baseline.
     assert second.output("Pusher", "pushed_model").metadata["pushed"] == int(selected)
     versions = os.listdir(os.path.join(replays["serving"], contract.MODEL_NAME))

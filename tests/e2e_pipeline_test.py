@@ -1,4 +1,4 @@
-"""End to end: the whole pipeline (both architectures) on tiny generated data.
+"""End to end: the whole pipeline (both architectures and their ensemble) on tiny generated data.
 
 The run trains, tunes, evaluates and pushes, through the command line. Re-runs, spans, drift,
 warm start and a killed run's resume: tests/e2e_retraining_test.py.
@@ -75,6 +75,8 @@ def test_the_console_shows_progress_and_the_log_file_the_rest(first_run):
                              r"[\d.]+  accuracy [\d.]+  val_loss [\d.]+  val_accuracy [\d.]+  "
                              r"\([\d.]+ images/s, ETA \w+\)", console), (arch, epoch)
     assert "winner:" in console and lines[-1] == f"Log: {log_path}"
+    assert re.search(r"^  ensemble  accuracy [\d.]+  macro-F1 [\d.]+  (not )?blessed  "
+                     r"members: vgg16 \+ resnet50  evaluation: ", console, re.M)
     # No Python warning, absl/TFX/Beam record or C++ runtime line reaches the console ...
     noise = re.compile(r"warn|deprecat|^[IWEF]\d{4} |^(INFO|WARNING|ERROR):|absl|"
                        r"external/|tensorflow/core|Instructions for updating", re.I | re.M)
@@ -95,7 +97,8 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     assert sorted(pngs) == sorted([
         run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG, run_report.COMPARISON_PNG,
         *(f(arch) for arch in contract.ARCHITECTURES
-          for f in (run_report.curves_png, run_report.confusion_png))])
+          for f in (run_report.curves_png, run_report.confusion_png)),
+        run_report.confusion_png(contract.ENSEMBLE)])
     # Every training curve was recorded, for training and validation, each epoch run.
     for arch in contract.ARCHITECTURES:
         model_run = outputs[f"Trainer_{arch}"].uri("model_run")
@@ -112,8 +115,9 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
     with open(os.path.join(report_dir, run_report.MODEL_CARD_MD)) as f:
         card = f.read()
-    assert card.startswith(f"# Model card: {contract.MODEL_NAME}, version {version} "
-                           f"({selection.winner})")
+    members = selection.members().get(selection.winner)
+    served = f"{selection.winner} of {' + '.join(members)}" if members else selection.winner
+    assert card.startswith(f"# Model card: {contract.MODEL_NAME}, version {version} ({served})")
     accuracy = selection.winner_metrics[evaluation.ACCURACY]
     assert f"- **accuracy**: {accuracy:.4f}" in card
     # A row per class (precision, recall, specificity, F1 from the Evaluator's confusion
@@ -127,17 +131,18 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
             int(cells[5]) == eval_counts[name], row
 
 
-def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
+def test_every_candidate_trained_evaluated_and_the_winner_pushed(first_run):
     outputs = first_run["outputs"]
     for arch in contract.ARCHITECTURES:
         for node in (f"Tuner_{arch}", f"Trainer_{arch}", f"Evaluator_{arch}"):
             assert outputs[node].state == "COMPLETE", node
-    assert outputs["ModelSelector"].state == "COMPLETE"
-    assert outputs["Pusher"].state == "COMPLETE"
+    for node in ("Ensemble", "Evaluator_ensemble", "ModelSelector", "Pusher"):
+        assert outputs[node].state == "COMPLETE", node
 
     selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
-    assert set(selection.candidates) == set(contract.ARCHITECTURES)
-    assert selection.winner in contract.ARCHITECTURES
+    assert set(selection.candidates) == set(contract.CANDIDATES)
+    assert selection.members() == {contract.ENSEMBLE: list(contract.ARCHITECTURES)}
+    assert selection.winner in contract.CANDIDATES
     winner = selection.candidates[selection.winner]
     # The winner learned: chance on six balanced classes is 1/6 (it reached 0.67 when written).
     assert winner["blessed"] and winner["metric_value"] >= LEARNED_ACCURACY
@@ -166,8 +171,8 @@ def test_both_candidates_trained_evaluated_and_the_winner_pushed(first_run):
 
 def test_per_class_metrics_and_slices_are_present(first_run):
     outputs = first_run["outputs"]
-    for arch in contract.ARCHITECTURES:
-        metrics = list(tfma.load_metrics(outputs[f"Evaluator_{arch}"].uri("evaluation")))
+    for candidate in contract.CANDIDATES:
+        metrics = list(tfma.load_metrics(outputs[f"Evaluator_{candidate}"].uri("evaluation")))
         overall = next(m for m in metrics if not m.slice_key.single_slice_keys)
         names = {(kv.key.name, kv.key.sub_key.class_id.value if kv.key.HasField("sub_key")
                   else None, kv.key.aggregation_type.macro_average)
@@ -179,7 +184,7 @@ def test_per_class_metrics_and_slices_are_present(first_run):
         by_class = {m.slice_key.single_slice_keys[0].bytes_value for m in metrics
                     if m.slice_key.single_slice_keys}
         assert by_class == {c.encode() for c in contract.DEFAULT_CLASSES}
-        plots = list(tfma.load_plots(outputs[f"Evaluator_{arch}"].uri("evaluation")))
+        plots = list(tfma.load_plots(outputs[f"Evaluator_{candidate}"].uri("evaluation")))
         assert any("multi_class_confusion_matrix_at_thresholds" in str(p) for p in plots)
 
 
@@ -274,8 +279,8 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
 
     outputs, out = first_run["outputs"], first_run["out"]
     selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
-    arch = selection.winner
-    evaluator_accuracy = selection.candidates[arch]["metrics"][evaluation.ACCURACY]
+    winner = selection.winner
+    evaluator_accuracy = selection.candidates[winner]["metrics"][evaluation.ACCURACY]
     serving_root = os.path.join(local_outputs.OutputLayout(out).serving_dir, contract.MODEL_NAME)
     (version,) = os.listdir(serving_root)
     served = tf.saved_model.load(os.path.join(serving_root, version))
@@ -290,22 +295,26 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
     served_accuracy = np.mean([p == t for p, t in zip(predicted, truth, strict=True)])
     assert served_accuracy == pytest.approx(evaluator_accuracy, abs=1e-6)
 
-    # 2. The Keras model as trained: rebuilt from its config, with the weights it saved.
-    trainer_model = outputs[f"Trainer_{arch}"].artifacts["model"][0]
-    config = TrainConfig.from_custom_config(_trainer_custom_config(out, trainer_model.id))
-    summary = trainer_base.read_training_summary(outputs[f"Trainer_{arch}"].uri("model_run"))
+    # 2. The Keras models as trained (the winner's network, or an ensemble's members): rebuilt
+    # from their config, with the weights they saved; an ensemble serves their mean.
     tft_output = tft.TFTransformOutput(outputs["Transform"].uri("transform_graph"))
-    keras_model = trainer.build_model(config, summary["hyperparameters"],
-                                      trainer_base.image_shape(tft_output))
-    weights_dir = os.path.join(trainer_model.uri, warm_start.WEIGHTS_DIR)
-    keras_model.load_weights(os.path.join(weights_dir, warm_start.WEIGHTS_FILE))
-    with open(os.path.join(weights_dir, warm_start.SPEC_FILE)) as f:
-        assert warm_start.weights_digest(keras_model) == json.load(f)["weights_sha256"]
+    networks = []
+    for arch in selection.members().get(winner, [winner]):
+        trainer_model = outputs[f"Trainer_{arch}"].artifacts["model"][0]
+        config = TrainConfig.from_custom_config(_trainer_custom_config(out, trainer_model.id))
+        summary = trainer_base.read_training_summary(outputs[f"Trainer_{arch}"].uri("model_run"))
+        keras_model = trainer.build_model(config, summary["hyperparameters"],
+                                          trainer_base.image_shape(tft_output))
+        weights_dir = os.path.join(trainer_model.uri, warm_start.WEIGHTS_DIR)
+        keras_model.load_weights(os.path.join(weights_dir, warm_start.WEIGHTS_FILE))
+        with open(os.path.join(weights_dir, warm_start.SPEC_FILE)) as f:
+            assert warm_start.weights_digest(keras_model) == json.load(f)["weights_sha256"]
+        networks.append((trainer.classifier(keras_model), config))
 
     def keras_probabilities(images):
-        return trainer_base.predict_probabilities(trainer.classifier(keras_model), images,
-                                                  config.test_time_augmentation,
-                                                  config.tta_shift).numpy()
+        return np.mean([trainer_base.predict_probabilities(
+            network, images, config.test_time_augmentation, config.tta_shift).numpy()
+            for network, config in networks], axis=0)
 
     # Transform's eval output as Beam wrote it, matched to the raw eval examples by content:
     # each materialized image equals the one serving's Transform layer makes of the raw bytes.
@@ -353,3 +362,33 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
     luma = rgb_32.astype(np.float64) @ np.array([0.2989, 0.5870, 0.1140]) / 255.0
     assert extra_images.shape[1:] == (32, 32, 1)
     np.testing.assert_allclose(extra_images[0, ..., 0].numpy(), luma, rtol=0, atol=1e-5)
+
+
+def test_the_ensembles_tfma_metrics_are_its_own_probabilities_scored_directly(first_run):
+    """On the eval split, the ensemble serves the mean of its members' served probabilities, and
+    TFMA's accuracy and confusion matrix of it are the argmax of those against the labels."""
+    outputs = first_run["outputs"]
+    raw_eval = sorted(glob.glob(os.path.join(outputs["ImageFolderExampleGen"].uri("examples"),
+                                             "Split-eval", "*")))
+    records = [r.numpy() for r in tf.data.TFRecordDataset(raw_eval, compression_type="GZIP")]
+    labels = np.array([tf.train.Example.FromString(r).features.feature[contract.LABEL_KEY]
+                       .int64_list.value[0] for r in records])
+
+    def served(node):
+        model = tf.saved_model.load(os.path.join(outputs[node].uri("model"), "Format-Serving"))
+        return model.signatures[contract.EXAMPLES_SIGNATURE](examples=tf.constant(records))[
+            contract.PROBABILITIES_KEY].numpy()
+
+    probabilities = served("Ensemble")
+    np.testing.assert_allclose(
+        probabilities, np.mean([served(f"Trainer_{arch}") for arch in contract.ARCHITECTURES],
+                               axis=0), rtol=0, atol=1e-5)
+    predicted = probabilities.argmax(axis=1)
+    evaluation_uri = outputs["Evaluator_ensemble"].uri("evaluation")
+    metrics = evaluation.overall_metrics(evaluation_uri, contract.DEFAULT_CLASSES)
+    assert metrics["example_count"] == len(labels)
+    assert metrics[evaluation.ACCURACY] == pytest.approx(np.mean(predicted == labels), abs=1e-6)
+    classes = len(contract.DEFAULT_CLASSES)
+    direct = np.zeros((classes, classes))
+    np.add.at(direct, (labels, predicted), 1)
+    np.testing.assert_array_equal(evaluation.confusion_matrix(evaluation_uri, classes), direct)

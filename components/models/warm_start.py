@@ -124,7 +124,8 @@ def load_classifier(serving_model_dir: str) -> Tuple[keras.Model, Dict[str, Any]
         lacking = CLASSIFIER_FILE
     if lacking:
         raise NoClassifierError(f"{target} lacks {lacking}: the model was trained before its "
-                                "classifier was kept for ensembles; train it again")
+                                "classifier was kept for ensembles; train it again (a run "
+                                "without the cache, --no-cache, does)")
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, CLASSIFIER_FILE)
         tf.io.gfile.copy(posixpath.join(target, CLASSIFIER_FILE), local)
