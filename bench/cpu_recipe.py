@@ -111,11 +111,15 @@ def main(argv=None) -> int:
     files = glob.glob(os.path.join(examples.uri, "Split-eval", "*"))
     eval_data = (tf.data.TFRecordDataset(files, compression_type="GZIP").batch(256)
                  .map(lambda b: tf.io.parse_example(b, spec)))
+    if args.save_probabilities:  # the trained weights too, to score them again
+        model.save_weights(args.save_probabilities + ".weights.h5")
     # Every test-time mode, from the same weights: whether the views pay is measured here.
     by_mode, eval_seconds = {}, {}
     for mode in training_config.TTA_MODES:
+        # autograph=False: nothing to convert, and autograph reads the source files again,
+        # which may have changed on disk since they were imported.
         predict = tf.function(lambda x, mode=mode: trainer_base.predict_probabilities(
-            model, x, mode, config.tta_shift))
+            model, x, mode, config.tta_shift), autograph=False)
         labels, probabilities = [], []
         start = time.perf_counter()
         for batch in eval_data:

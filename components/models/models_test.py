@@ -288,3 +288,17 @@ def test_backup_dir_is_beside_the_trainer_outputs_and_keyed_by_content(tmp_path)
     first, rerun = trainer._backup_dir(fn_args(3)), trainer._backup_dir(fn_args(9))
     assert first == rerun
     assert first.startswith(str(tmp_path / "Trainer" / trainer.BACKUP_DIR_NAME) + "/")
+
+
+def test_a_warm_start_schedule_decays_from_its_first_epoch():
+    """A warm-started Trainer trains `warm_start_epochs` from a share of the rate without
+    warm-up: with the cpu profile's 2 warm-up epochs and 2 warm-start epochs, a schedule that
+    kept the warm-up would never leave it."""
+    config = training_config.TrainConfig(architecture="vgg16", label_names=["a", "b"],
+                                         epochs=50, warmup_epochs=2, warm_start_epochs=2,
+                                         warm_start_lr_scale=0.5, lr_floor=0.0)
+    warm, hparams = trainer.warm_start_settings(config, {"learning_rate": 0.01})
+    assert warm.epochs == 2 and hparams["learning_rate"] == 0.005
+    rates = [training_config.lr_at_epoch(e, warm.epochs, hparams["learning_rate"],
+                                         warm.warmup_epochs, warm.lr_floor) for e in range(2)]
+    assert rates[0] == 0.005 and rates[1] < rates[0]

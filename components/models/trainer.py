@@ -13,7 +13,7 @@ import dataclasses
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 import keras
 import keras_tuner
@@ -196,6 +196,18 @@ def _validation_input(fn_args: tfx.components.FnArgs,
         max_examples=config.validation_examples, one_hot_classes=one_hot_classes(config))
 
 
+def warm_start_settings(config: TrainConfig, hparams: Dict[str, Any]
+                        ) -> Tuple[TrainConfig, Dict[str, Any]]:
+    """What a warm-started Trainer trains with: `warm_start_epochs` epochs (a cap, with a time
+    budget) from `warm_start_lr_scale` of the rate, and no warm-up: warm-up is for random
+    weights, and a schedule of a few epochs that began with two of warm-up would end at its
+    top rate."""
+    config = dataclasses.replace(config, epochs=config.warm_start_epochs or config.epochs,
+                                 warmup_epochs=0)
+    return config, {**hparams, "learning_rate": hparams["learning_rate"]
+                    * config.warm_start_lr_scale}
+
+
 def _time_budget(config: TrainConfig, started: float, backup_root: str, steps_per_epoch: int,
                  batch_size: int, num_examples: int) -> Optional[time_budget.TimeBudget]:
     """The planner of a Trainer with a time budget (None without one); a restarted Trainer
@@ -248,10 +260,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         # base_model); the restarted run of a killed Trainer restores its own epochs on top.
         start = warm_start.load(model, config, image_shape, hparams, fn_args.base_model)
     if start["warm"]:
-        config = dataclasses.replace(config, epochs=config.warm_start_epochs or config.epochs)
-        # The per-epoch schedule below starts from this rate.
-        hparams = {**hparams, "learning_rate": hparams["learning_rate"]
-                   * config.warm_start_lr_scale}
+        config, hparams = warm_start_settings(config, hparams)
     start["initial_weights_sha256"] = warm_start.weights_digest(model)
     logging.info("Training %s %s: %s", config.architecture,
                  "warm" if start["warm"] else "cold", start["reason"] or start["base_model"])
