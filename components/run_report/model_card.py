@@ -12,6 +12,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from components import contract
+from components.models import time_budget
 from components.run_report import html_page
 
 INTENDED_USE = (
@@ -165,7 +166,8 @@ def _training_details(arch: str, training) -> List[Tuple[str, str]]:
                      f"{s.get('settings', {}).get('best_epoch_metric', '?')})"),
         ("test-time augmentation", str(s.get("test_time_augmentation", "none"))),
         ("trained on", s.get("devices", {}).get("trained_on", "not recorded")),
-    ]
+    ] + ([("time budget", time_budget.describe_outcome(s["time_plan"]))]
+         if s.get("time_plan") else [])
 
 
 def _data_limits(train_counts: Dict[str, int], per_class: Dict[str, Dict[str, float]]

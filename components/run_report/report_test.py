@@ -122,3 +122,18 @@ def test_training_log_spans_restarts():
     text = "epoch,accuracy,loss\n0,0.3,1.5\n1,0.5,1.2\n2,0.6,1.1\n"
     assert report.read_training_log(text) == {"accuracy": [0.3, 0.5, 0.6],
                                               "loss": [1.5, 1.2, 1.1]}
+
+
+def test_the_model_card_gives_a_time_budgets_plan_and_what_happened(tmp_path):
+    inputs = _inputs()
+    inputs.trainings["vgg16"].summary["time_plan"] = {
+        "budget_s": 3150.0, "images_per_second": 612.4, "planned_epochs": 23,
+        "planned_training_s": 3065.0, "epochs_run": 23, "spent_s": 3050.0,
+        "stopped_by": "plan"}
+    report.write_report(inputs, str(tmp_path))
+    card = (tmp_path / report.MODEL_CARD_MD).read_text()
+    assert ("- **time budget**: 52m30s: 612 images/s in the first epoch -> 23 epochs planned, "
+            "ending at 51m05s; 23 run in 50m50s (plan)") in card
+    inputs.trainings["vgg16"].summary.pop("time_plan")
+    report.write_report(inputs, str(tmp_path))
+    assert "time budget" not in (tmp_path / report.MODEL_CARD_MD).read_text()
