@@ -1,12 +1,12 @@
 """Serving benchmark: the pushed-model SavedModels in process (the limit) against fer-serve over
 gRPC and REST, server-side batching, and version swaps (first request, errors under load).
 
-  python -m bench.serving_bench [--output-dir outputs] [--archs vgg16,resnet50]
+  python -m bench.serving_bench [--output-dir outputs] [--archs vgg16,resnet50,ensemble]
 
-Uses the models the Trainers of a local run exported (`make run` first): both architectures, as
-the Pusher would push them (warm-up records included). fer-serve runs as its own process, as
-users start it; the clients run in this process. Prints Markdown for BENCHMARKS.md and writes
-the raw figures to <output-dir>/bench/serving_bench.json.
+Uses the models the Trainers and the Ensemble of a local run exported (`make run` first): every
+candidate, as the Pusher would push it (warm-up records included). fer-serve runs as its own
+process, as users start it; the clients run in this process. Prints Markdown for BENCHMARKS.md
+and writes the raw figures to <output-dir>/bench/serving_bench.json.
 """
 from __future__ import annotations
 
@@ -30,18 +30,21 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from components import contract, warmup  # noqa: E402
 from pipeline import configs, local_outputs  # noqa: E402
+from pipeline.pipeline import ENSEMBLE_ID  # noqa: E402
 from serving import client as client_lib  # noqa: E402
 from serving import server as fer_serve  # noqa: E402
 
 CLIENT_COUNTS = (1, 4, 16)
 
 
-def trained_model(output_dir: str, arch: str) -> str:
+def trained_model(output_dir: str, candidate: str) -> str:
+    """The latest SavedModel of a candidate: an architecture's Trainer's, or the Ensemble's."""
+    component = ENSEMBLE_ID if candidate == contract.ENSEMBLE else f"Trainer_{candidate}"
     pattern = os.path.join(local_outputs.OutputLayout(output_dir).pipeline_root,
-                           f"Trainer_{arch}", "model", "*", "Format-Serving")
+                           component, "model", "*", "Format-Serving")
     found = sorted(glob.glob(pattern), key=lambda p: int(p.split(os.sep)[-2]))
     if not found:
-        raise SystemExit(f"no exported {arch} model under {pattern}: run `make run` first")
+        raise SystemExit(f"no exported {candidate} model under {pattern}: run `make run` first")
     return found[-1]
 
 
@@ -303,7 +306,8 @@ def markdown(results: Dict[str, Dict]) -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="serving_bench", description=__doc__.split("\n")[0])
     p.add_argument("--output-dir", default=local_outputs.DEFAULT_OUTPUT_DIR)
-    p.add_argument("--archs", default=",".join(contract.ARCHITECTURES))
+    p.add_argument("--archs", default=",".join(contract.CANDIDATES),
+                   help="candidates: architectures and the ensemble")
     p.add_argument("--requests", type=int, default=200, help="batch-1 requests per measure")
     p.add_argument("--batches", type=int, default=32, help="batch-32 requests per measure")
     args = p.parse_args(argv)

@@ -139,10 +139,10 @@ def per_class_comparison(scores: Mapping[str, Mapping[str, Mapping[str, float]]]
         bars = ax.bar(positions, values, width, label=candidate)
         ax.bar_label(bars, fmt="%.2f", fontsize=8)
     ax.set_xticks(range(len(classes)), classes)
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)  # room above the bars for the legend in one row
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} per class on the eval split")
-    ax.legend()
+    ax.legend(loc="upper center", ncol=len(candidates))
     ax.grid(axis="y", alpha=0.3)
     fig.subplots_adjust(left=0.07, right=0.98, top=0.9, bottom=0.1)
     _save(fig, path)
