@@ -2,7 +2,7 @@
 import pytest
 from tfx.types import standard_artifacts
 
-from components import resolvers
+from components import contract, resolvers
 
 
 def _model(id_, arch):
@@ -31,6 +31,14 @@ def test_the_latest_push_that_happened_wins_not_the_latest_model():
     assert resolvers.latest_pushed_model(models[:1], pushes).id == 1
     assert resolvers.latest_pushed_model(models, [_push(12, 3, False)]) is None
     assert resolvers.latest_pushed_model([], []) is None
+
+
+def test_a_pushed_ensemble_serves_but_warm_starts_no_architecture():
+    models = [_model(1, "vgg16"), _model(2, contract.ENSEMBLE)]
+    pushes = [_push(10, 1, True), _push(11, 2, True)]
+    assert resolvers.latest_pushed_model(models, pushes).id == 2          # the baseline
+    assert resolvers.latest_pushed_model(models, pushes, "vgg16").id == 1  # vgg16's warm start
+    assert resolvers.latest_pushed_model(models, pushes, "resnet50") is None  # cold
 
 
 def _examples(id_, span, create_time=0):
