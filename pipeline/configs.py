@@ -306,9 +306,9 @@ class TimeBudget:
     def describe(self) -> str:
         """'Time budget 2h00m: 15m00s for the data and evaluation, Trainer vgg16 52m30s, ...'"""
         fmt = training_config.format_duration
-        return (f"Time budget {fmt(self.run_s)}: {fmt(self.reserve_s)} for the data and "
-                f"evaluation, " + ", ".join(f"Trainer {arch} {fmt(s)}"
-                                              for arch, s in self.trainers.items()))
+        reserve = f"{fmt(self.reserve_s)} for the data and evaluation, " if self.reserve_s else ""
+        return (f"Time budget {fmt(self.run_s)}: {reserve}"
+                + ", ".join(f"Trainer {arch} {fmt(s)}" for arch, s in self.trainers.items()))
 
 
 def time_budget(options: RunOptions) -> Optional[TimeBudget]:

@@ -22,7 +22,7 @@ from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import ingest_report
 from components.model_selector import executor as selector_executor
 from components.model_selector import selection as selection_lib
-from components.models import trainer_base, training_metrics
+from components.models import time_budget, trainer_base, training_metrics
 from components.run_report import executor as report_executor
 from components.run_report import report as run_report
 from pipeline import configs, demo_data, local_outputs, run_summary
@@ -35,6 +35,8 @@ pytestmark = pytest.mark.e2e
 TRAINING = {"epochs": 12, "batch_size": 16, "tuner_trials": 1, "tuner_epochs": 1,
             "tuner_steps_per_epoch": 2}
 LEARNED_ACCURACY = 0.4
+# Far more than the demo needs: each Trainer plans its epochs and reaches the cap.
+TIME_BUDGET = "40m"
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def first_run(tmp_path_factory):
                 for arg in ("--training-setting", f"{name}={json.dumps(value)}")]
     done = subprocess.run(
         [sys.executable, "-m", "pipeline.cli", "run", "--data-root", data, "--output-dir", out,
-         "--profile", "demo", "--min-accuracy", "0", *settings],
+         "--profile", "demo", "--min-accuracy", "0", "--time-budget", TIME_BUDGET, *settings],
         capture_output=True, text=True, timeout=1500, cwd=configs.PROJECT_ROOT)
     assert done.returncode == 0, done.stdout + done.stderr
     outputs = run_summary.latest_run(
@@ -86,6 +88,21 @@ def test_the_console_shows_progress_and_the_log_file_the_rest(first_run):
         logged = f.read()
     assert "WARNING" in logged and "Component Transform is running." in logged
     assert "Trainer vgg16: epoch 1/" in logged
+
+
+def test_each_trainer_planned_its_epochs_in_its_share_of_the_time_budget(first_run):
+    console = first_run["console"]
+    assert "Time budget 40m00s: Trainer vgg16 20m00s, Trainer resnet50 20m00s\n" in console
+    for arch in contract.ARCHITECTURES:
+        assert re.search(rf"\] Trainer {arch}: [\d,]+ images/s -> {TRAINING['epochs']} epochs "
+                         rf"of \d+ images in \w+ \(budget 20m00s, the epochs cap\)\n", console)
+        summary = trainer_base.read_training_summary(
+            first_run["outputs"][f"Trainer_{arch}"].uri("model_run"))
+        plan = summary["time_plan"]
+        assert plan["budget_s"] == 1200 and plan["planned_epochs"] == TRAINING["epochs"]
+        assert plan["epochs_run"] == summary["epochs_run"]
+        assert plan["images_per_second"] > 0 and 0 < plan["spent_s"] < 1200
+        assert plan["stopped_by"] != time_budget.STOPPED_BY_BUDGET
 
 
 def test_report_figures_links_and_the_pushed_models_card(first_run):
