@@ -5,7 +5,10 @@ rate the schedule gives any first epoch (warm-up, or the top of the cosine: neit
 how many epochs follow), timing its steps after the first few (tracing, the shuffle buffer's
 fill) and its validation pass. At the end of that epoch it plans how many epochs fit in what is
 left of the budget, less a reserve for the export, and the learning-rate schedule runs over
-that many: it ends when the budget does. The plan is logged on the console, kept beside the
+that many: it ends when the budget does. Each later epoch plans again from the pace of the
+latest ones, so a machine that was busy during the first epoch, or becomes busy, moves the end
+of the schedule back to the budget's (the learning rate then follows the new count of epochs).
+The plan is logged on the console, kept beside the
 Trainer's backup (a Trainer restarted after a kill keeps it, and counts the time spent before
 the kill), and written to the training summary. If training runs slower than planned, it stops
 at the budget, mid-epoch if need be; early stopping's best weights are then kept as usual.
@@ -20,7 +23,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import keras
 import tensorflow as tf
@@ -35,6 +38,9 @@ SKIPPED_STEPS = 5
 # export (tracing the serving signatures, with ten-crop views) and the warm-up records. About
 # 20 s on the slower 2-core machines for the `cpu` profile's networks (BENCHMARKS.md).
 FINISH_RESERVE_S = 60.0
+
+# Later epochs re-plan from the mean wall time of this many of the latest (one alone is noisy).
+REPLAN_WINDOW = 3
 
 # Why training ended (TimePlan.stopped_by).
 STOPPED_BY_PLAN = "plan"          # the planned epochs ran
@@ -59,6 +65,7 @@ class TimePlan:
     epochs_run: int = 0
     stopped_by: str = ""
     restarts: int = 0
+    replans: int = 0                  # times a later epoch's pace changed the plan
 
     def to_json(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -69,12 +76,10 @@ class TimePlan:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
-def plan_epochs(budget_s: float, spent_s: float, images_per_second: float,
-                images_per_epoch: int, validation_s: float, epochs_done: int,
+def plan_epochs(budget_s: float, spent_s: float, epoch_s: float, epochs_done: int,
                 epochs_cap: int, finish_reserve_s: float = FINISH_RESERVE_S) -> int:
     """How many epochs in all (at least `epochs_done`, at most `epochs_cap`) end before the
-    budget, given the time spent so far and one epoch's measured cost."""
-    epoch_s = images_per_epoch / images_per_second + validation_s
+    budget, given the time spent so far and what one epoch costs."""
     left = budget_s - spent_s - finish_reserve_s
     more = max(0, math.floor(left / epoch_s)) if epoch_s > 0 else 0
     return max(epochs_done, min(epochs_cap, epochs_done + more))
@@ -105,6 +110,7 @@ class TimeBudget:
         self._rate_end: Optional[float] = None
         self._rate_steps = 0
         self._out_of_time = False
+        self._recent_epoch_s: List[float] = []
         self._validation_start: Optional[float] = None
         self._validation_s = 0.0
 
@@ -142,36 +148,54 @@ class TimeBudget:
             self._validation_s = self._clock() - self._validation_start
 
     def epoch_end(self, epoch: int, batch_size: int) -> Optional[TimePlan]:
-        """Records the epoch; at the end of the first, plans. Returns the plan when it was made
-        now, else None."""
-        self.plan.epochs_run = epoch + 1
-        self.plan.spent_s = self.elapsed_s
-        if self.plan.planned_epochs:
-            return None
+        """Records the epoch. At the end of the first, plans from the measured rate; at the end
+        of each later one, plans again from the last REPLAN_WINDOW epochs' wall time, so that
+        a machine busy during the first epoch, or later, moves the schedule's end back to the
+        budget's. Returns the plan when it was made or changed now, else None."""
         plan = self.plan
-        if self._rate_start is not None and self._rate_end is not None:
-            rate = self._rate_steps * batch_size / (self._rate_end - self._rate_start)
-        else:  # an epoch of SKIPPED_STEPS steps or fewer: its whole time, a lower bound
-            rate = plan.images_per_epoch / max(plan.spent_s - self._validation_s, 1e-9)
-        plan.images_per_second = rate
-        plan.validation_s = self._validation_s
-        plan.epoch_s = plan.images_per_epoch / rate + self._validation_s
-        plan.spent_before_plan_s = plan.spent_s
-        plan.planned_epochs = plan_epochs(plan.budget_s, plan.spent_s, rate,
-                                          plan.images_per_epoch, self._validation_s,
-                                          epochs_done=epoch + 1, epochs_cap=plan.epochs_cap,
-                                          finish_reserve_s=self._finish_reserve_s)
+        plan.epochs_run = epoch + 1
+        now_spent = self.elapsed_s
+        last_epoch_s, plan.spent_s = now_spent - plan.spent_s, now_spent
+        if plan.planned_epochs:
+            self._recent_epoch_s = (self._recent_epoch_s + [last_epoch_s])[-REPLAN_WINDOW:]
+            epoch_s = sum(self._recent_epoch_s) / len(self._recent_epoch_s)
+            planned = plan_epochs(plan.budget_s, plan.spent_s, epoch_s, epoch + 1,
+                                  plan.epochs_cap, self._finish_reserve_s)
+            if planned == plan.planned_epochs:
+                return None
+            plan.epoch_s, plan.planned_epochs = epoch_s, planned
+            plan.replans += 1
+        else:
+            if self._rate_start is not None and self._rate_end is not None:
+                rate = self._rate_steps * batch_size / (self._rate_end - self._rate_start)
+            else:  # an epoch of SKIPPED_STEPS steps or fewer: its whole time, a lower bound
+                rate = plan.images_per_epoch / max(plan.spent_s - self._validation_s, 1e-9)
+            plan.images_per_second = rate
+            plan.validation_s = self._validation_s
+            plan.epoch_s = plan.images_per_epoch / rate + self._validation_s
+            plan.spent_before_plan_s = plan.spent_s
+            plan.planned_epochs = plan_epochs(plan.budget_s, plan.spent_s, plan.epoch_s,
+                                              epoch + 1, plan.epochs_cap,
+                                              self._finish_reserve_s)
         plan.planned_training_s = (plan.spent_s
                                    + (plan.planned_epochs - epoch - 1) * plan.epoch_s)
         return plan
 
     def finish(self) -> TimePlan:
         """At the end of training: why it stopped."""
-        if self.plan.epochs_run >= self.epochs:
+        if self._out_of_time:
+            self.plan.stopped_by = STOPPED_BY_BUDGET
+        elif self.plan.epochs_run >= self.epochs:
             self.plan.stopped_by = STOPPED_BY_PLAN
         else:
-            self.plan.stopped_by = STOPPED_BY_BUDGET if self._out_of_time else STOPPED_BY_OTHER
+            self.plan.stopped_by = STOPPED_BY_OTHER
         return self.plan
+
+
+def describe_replan(label: str, plan: TimePlan) -> str:
+    """'Trainer vgg16: 75 s an epoch lately -> 28 epochs, ending at 51m05s'."""
+    return (f"{label}: {plan.epoch_s:.0f} s an epoch lately -> {plan.planned_epochs} epochs, "
+            f"ending at {training_config.format_duration(plan.planned_training_s)}")
 
 
 def describe(label: str, plan: TimePlan) -> str:
@@ -191,8 +215,10 @@ def describe_outcome(plan: Dict[str, Any]) -> str:
     if not plan.get("planned_epochs"):
         return f"{fmt(plan['budget_s'])}: stopped before the first epoch ended"
     return (f"{fmt(plan['budget_s'])}: {plan['images_per_second']:,.0f} images/s in the first "
-            f"epoch -> {plan['planned_epochs']} epochs planned, ending at "
-            f"{fmt(plan['planned_training_s'])}; {plan['epochs_run']} run in "
+            f"epoch -> {plan['planned_epochs']} epochs planned"
+            + (f" ({plan['replans']} changes on later epochs' pace)" if plan.get("replans")
+               else "")
+            + f", ending at {fmt(plan['planned_training_s'])}; {plan['epochs_run']} run in "
             f"{fmt(plan['spent_s'])} ({plan['stopped_by']})")
 
 
@@ -240,7 +266,8 @@ class BudgetCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         plan = self.budget.epoch_end(epoch, self._batch_size)
         if plan is not None:
-            progress.log.info("%s", describe(self._label, plan))
+            progress.log.info("%s", describe_replan(self._label, plan) if plan.replans
+                              else describe(self._label, plan))
             if self._progress is not None:
                 self._progress.epochs = plan.planned_epochs
         if epoch + 1 >= self.budget.epochs:

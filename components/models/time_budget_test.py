@@ -34,12 +34,11 @@ def run_first_epoch(budget: time_budget.TimeBudget, clock: FakeClock, steps: int
 
 def test_plan_epochs_fills_the_budget_and_respects_the_bounds():
     # 100 s of budget, 10 spent, 10 kept for the export: 80 s at 20 s an epoch = 4 more epochs.
-    assert time_budget.plan_epochs(100, 10, images_per_second=10, images_per_epoch=150,
-                                   validation_s=5, epochs_done=1, epochs_cap=50,
+    assert time_budget.plan_epochs(100, 10, epoch_s=20, epochs_done=1, epochs_cap=50,
                                    finish_reserve_s=10) == 5
-    assert time_budget.plan_epochs(100, 10, 10, 150, 5, epochs_done=1, epochs_cap=3,
+    assert time_budget.plan_epochs(100, 10, 20, epochs_done=1, epochs_cap=3,
                                    finish_reserve_s=10) == 3          # the cap
-    assert time_budget.plan_epochs(100, 95, 10, 150, 5, epochs_done=1, epochs_cap=50,
+    assert time_budget.plan_epochs(100, 95, 20, epochs_done=1, epochs_cap=50,
                                    finish_reserve_s=10) == 1          # nothing left: no more
 
 
@@ -62,7 +61,28 @@ def test_throughput_after_the_first_steps_plans_epochs_that_end_with_the_budget(
     assert budget.epochs == plan.planned_epochs
     # The plan uses the budget: its last epoch ends within one epoch of budget - reserve.
     assert 3600 - 60 - 12.0 < plan.planned_training_s <= 3600 - 60
-    assert budget.epoch_end(1, 64) is None   # planned once
+    clock.now += 12.0
+    assert budget.epoch_end(1, 64) is None   # at the planned pace: the plan stands
+
+
+def test_a_busy_first_epoch_is_made_up_for_by_later_epochs_pace():
+    """Planned while the machine was busy (30 s an epoch), trained at 10 s an epoch: the plan
+    follows the later pace, and the last epoch ends within one epoch of the budget."""
+    clock = FakeClock()
+    budget = time_budget.TimeBudget(budget_s=1000, epochs_cap=500, images_per_epoch=640,
+                                    clock=clock, finish_reserve_s=50)
+    plan = run_first_epoch(budget, clock, steps=10, step_s=3.0, first_step_s=3.0,
+                           validation_s=0.0, batch_size=64)
+    first_plan = plan.planned_epochs
+    assert first_plan == 1 + int((1000 - 30 - 50) // 30)
+    epoch = 1
+    while epoch < budget.epochs:
+        clock.now += 10.0
+        budget.epoch_end(epoch, 64)
+        epoch += 1
+    assert budget.plan.planned_epochs > 2 * first_plan and budget.plan.replans >= 1
+    assert 1000 - 50 - 10 < clock.now - 1000.0 <= 1000 - 50
+    assert budget.finish().stopped_by == time_budget.STOPPED_BY_PLAN
 
 
 def test_training_stops_at_the_budget_when_it_runs_slower_than_planned():
@@ -109,10 +129,11 @@ def test_a_restart_keeps_the_plan_and_counts_the_time_spent_before_the_kill(tmp_
     assert restarted.plan.restarts == 1
     assert restarted.elapsed_s == pytest.approx(spent)   # the hour away does not count
     for step in range(10):
-        clock.now += 0.5
+        clock.now += 1.0
         restarted.train_batch_end(3, step)
-    assert restarted.epoch_end(3, 64) is None            # no second plan
+    assert restarted.epoch_end(3, 64) is None   # the same pace: no new measurement, no change
     assert restarted.epochs == plan.planned_epochs
+    assert restarted.plan.images_per_second == plan.images_per_second
 
 
 def test_the_plan_line_on_the_console():
