@@ -77,11 +77,16 @@ def test_cpu_profile_trains_untuned_with_per_architecture_budgets(tmp_path):
         custom_config = json.loads(tasks[f"Trainer_{arch}"]["inputs"]["parameters"][
             "custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
         assert custom_config["architecture"] == arch
-        # The profile's budget for this architecture, as the local runner would use it.
-        for key, value in cpu.training_config(arch).items():
+        # The profile's settings for this architecture, and its share of the run's time
+        # budget, as the local runner would use them.
+        local = configs.pipeline_arguments(configs.RunOptions(data_root="gs://b/fer",
+                                                              profile="cpu"))["training"][arch]
+        for key, value in local.items():
             assert custom_config[key] == value, key
+        assert custom_config["time_budget_s"] == configs.time_budget(configs.RunOptions(
+            data_root="gs://b/fer", profile="cpu")).trainers[arch] > 0
     vgg16, resnet50 = (cpu.training_config(a) for a in ("vgg16", "resnet50"))
-    assert vgg16["epochs"] != resnet50["epochs"]
+    assert vgg16["warm_start_epochs"] != resnet50["warm_start_epochs"]
 
 
 def test_bad_options_are_reported_without_a_traceback(tmp_path, capsys):
