@@ -173,7 +173,9 @@ def create_pipeline(
 
         candidates, report_candidates = {}, {}
         for arch, settings in training.items():
-            custom_config = {**settings, "architecture": arch, "label_names": label_names}
+            custom_config = {**settings, "architecture": arch, "label_names": label_names,
+                             training_config.OUTPUTS_VERSION_KEY:
+                                 training_config.OUTPUTS_VERSION}
             tuner = None
             # A search of no trials is no search: the Trainer takes the default hyperparameters.
             trials = settings.get("tuner_trials", DEFAULT_TUNER_TRIALS)

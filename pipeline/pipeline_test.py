@@ -1,6 +1,9 @@
 """create_pipeline checks every argument before it builds a component."""
+import json
+
 import pytest
 
+from components.models import training_config
 from pipeline import configs
 from pipeline import pipeline as pipeline_lib
 
@@ -47,6 +50,12 @@ def test_one_training_mapping_per_architecture_builds_its_branch():
     trainer = next(c for c in pipeline.components if c.id == "Trainer_resnet50")
     custom_config = trainer.exec_properties["custom_config"]
     assert '"epochs": 1' in custom_config and '"architecture": "resnet50"' in custom_config
+    # The layout of what a Trainer writes is in its cache key: after a change of it (the
+    # ensemble's classifier.keras), the cache does not hand back models without it.
+    assert (f'"{training_config.OUTPUTS_VERSION_KEY}": {training_config.OUTPUTS_VERSION}'
+            in custom_config)
+    assert training_config.TrainConfig.from_custom_config(
+        json.loads(custom_config)).architecture == "resnet50"
     tuned = create(training={"vgg16": {}, "resnet50": {"tuner_trials": 0}}, enable_tuning=True)
     ids = {c.id for c in tuned.components}
     assert "Tuner_vgg16" in ids and "Tuner_resnet50" not in ids  # no trials, no Tuner

@@ -21,6 +21,13 @@ BEST_EPOCH_METRICS = ("val_loss", "val_accuracy")
 TTA_MODES = ("none", "flip", "crops")   # crops: center + 4 corner shifts, each also mirrored
 DISTRIBUTE_MODES = ("auto", "default", "mirrored")
 
+# What a Trainer writes beside its SavedModel (warm_start.py), in each Trainer's and Tuner's
+# custom_config: TFX's cache key includes it, so a run after a change of that layout trains
+# again instead of taking models of the older layout from the cache (2: `keras/classifier.keras`,
+# which the ensemble reads). Not a setting: the pipeline adds it, TrainConfig ignores it.
+OUTPUTS_VERSION_KEY = "trainer_outputs_version"
+OUTPUTS_VERSION = 2
+
 MAX_BUDGET_S = 30 * 24 * 3600.0   # a month: a larger budget is a typo
 _DURATION_UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([dhms])")
@@ -94,6 +101,7 @@ class TrainConfig:
     @classmethod
     def from_custom_config(cls, custom_config: Optional[Mapping[str, Any]]) -> "TrainConfig":
         custom_config = dict(custom_config or {})
+        custom_config.pop(OUTPUTS_VERSION_KEY, None)
         check_settings(custom_config)
         missing = [k for k in ("architecture", "label_names") if k not in custom_config]
         if missing:
