@@ -86,13 +86,11 @@ def main(argv=None) -> int:
     model = trainer.build_model(config, hparams, trainer_base.image_shape(tf_transform_output))
     steps = trainer._steps(n_train, config.batch_size, config.max_steps_per_epoch)
     monitor_mode = "min" if config.best_epoch_metric == "val_loss" else "max"
-    budget = None
-    if config.time_budget_s:  # the Trainer's planner, its clock started here
-        budget = time_budget.TimeBudget(
-            config.time_budget_s, epochs_cap=config.epochs,
-            images_per_epoch=min(steps * config.batch_size, n_train))
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as plan_dir:
+        # The Trainer's planner (None without a budget), its clock started here.
+        budget = trainer._time_budget(config, time.monotonic(), plan_dir, steps,
+                                      config.batch_size, n_train)
         history = model.fit(
             train, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps,
             class_weight=trainer_base.class_weights(counts, config.class_weighting), verbose=2,
