@@ -7,7 +7,7 @@
 #       -t fer-pipeline:legacy .                                            # TFX 1.16, Python 3.10
 #
 # The GPU image needs the host's NVIDIA driver (the NVIDIA container toolkit) to see a GPU.
-# Without a registry to pull the Python image from: docker/build-debootstrap.sh (README, "Kubeflow").
+# Without a registry to pull the Python image from: docker/build-debootstrap.sh (docs/development.md).
 ARG PYTHON_IMAGE=python:3.12-slim-trixie
 FROM ${PYTHON_IMAGE}
 ARG LOCK=current

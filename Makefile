@@ -46,7 +46,7 @@ test-retraining: bootstrap
 	$(PY) -m pytest -m retraining $(ARGS)
 
 ## The whole pipeline with its Beam components on Beam's PortableRunner, against Beam's local job
-## service on loopback (tests/e2e_beam_portable_test.py; README, "Beam at scale").
+## service on loopback (tests/e2e_beam_portable_test.py; docs/beam.md).
 test-beam: bootstrap
 	$(PY) -m pytest -m beam $(ARGS)
 

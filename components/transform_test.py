@@ -106,7 +106,7 @@ def test_channels_must_be_1_or_3():
 
 def test_preprocessing_fn_has_no_full_pass_analyzers():
     """Nothing for Transform's analyzer cache to keep, which is why the pipeline does not wire it
-    (README, "Scheduled retraining"). An analyzer (a mean, a vocabulary) fails this test: wire
+    (docs/retraining.md). An analyzer (a mean, a vocabulary) fails this test: wire
     the cache then, so a window of spans does not analyze old spans again."""
     import tensorflow_transform as tft
     from tensorflow_transform import impl_helper

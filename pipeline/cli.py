@@ -51,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     retrain = sub.add_parser(
         "retrain", help="one scheduled retraining run: safe to call from cron",
         formatter_class=cli_options.HelpFormatter,
-        description="Run the pipeline on the latest span of DATA_ROOT (README, 'Scheduled\n"
-                    "retraining'). One run at a time (a lock file); everything goes to a log\n"
+        description="Run the pipeline on the latest span of DATA_ROOT (docs/retraining.md).\n"
+                    "One run at a time (a lock file); everything goes to a log\n"
                     "file under OUTPUT_DIR/logs; stdout gets one line: span, winner and its\n"
                     "metric against the serving model's, pushed version or why not.\n\n"
                     "Exit status: 0 the run finished (pushed or rightly not); "

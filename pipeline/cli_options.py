@@ -188,7 +188,7 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                                help="where the Beam components (ExampleGen, StatisticsGen, "
                                     "Transform, the Evaluators) run: "
                                     f"{beam_runners.describe()}; a missing argument stops the "
-                                    "run before it starts (README, 'Beam at scale')")
+                                    "run before it starts (docs/beam.md)")
     orchestration.add_argument("--beam-arg", action="append", default=[], dest="beam_args",
                                help="extra Beam pipeline argument (repeatable; it wins over the "
                                     "runner's), e.g. --beam-arg=--direct_num_workers=4 or "

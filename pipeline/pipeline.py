@@ -83,7 +83,7 @@ def create_pipeline(
     Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and
     no `valid` split of the user's own), they validate on `eval`.
 
-    Retraining (README, "Scheduled retraining"): with `span-<N>` folders under `data_root` the
+    Retraining (docs/retraining.md): with `span-<N>` folders under `data_root` the
     latest span is read (or `span`); Transform and the Trainers read it together with the
     `window_spans` - 1 spans before it that earlier runs trained on (the Evaluators and the data
     checks read this span alone). Caching is on: ImageFolderExampleGen's cache key includes
@@ -100,7 +100,7 @@ def create_pipeline(
     `kfp_v2_resolvers`: TFX's Kubeflow V2 compiler only compiles its LatestArtifactStrategy and
     LatestBlessedModelStrategy, while the strategies above read ML Metadata lineage. With it, the
     drift baseline is the latest earlier statistics, the Evaluator's baseline the latest blessed
-    candidate, there is no warm start, and `window_spans` must be 1 (README, "Kubeflow").
+    candidate, there is no warm start, and `window_spans` must be 1 (docs/kubeflow.md).
     """
     training = dict(training or {})
     label_names = check_arguments(

@@ -52,7 +52,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     - Debian/Ubuntu: apt-get install python$pyver python$pyver-venv   (deadsnakes PPA on Ubuntu)
     - conda:   conda create -n py${pyver/./} python=$pyver
   or point the script at it:  PYTHON=/path/to/python$pyver scripts/bootstrap.sh
-  The other stack: STACK=$([ "$stack" = legacy ] && echo current || echo legacy) (README, "Requirements").
+  The other stack: STACK=$([ "$stack" = legacy ] && echo current || echo legacy) (docs/stacks.md).
 MSG
     exit 1
   }

@@ -1,7 +1,7 @@
 """`fer-serve`: TF Serving's gRPC and REST APIs over the directory the Pusher writes.
 
 For laptops and CI machines where neither Docker nor TF Serving's binary can be installed. In
-production run TF Serving itself on the same directory (README, "Serving"); the API is the same.
+production run TF Serving itself on the same directory (docs/serving.md); the API is the same.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """End to end: the whole pipeline with its Beam components (ImageFolderExampleGen, StatisticsGen,
 Transform, both Evaluators) on Beam's PortableRunner, against Beam's local job service on
 loopback: the pipeline is serialized and submitted through the Job API and run by an SDK harness
-over the Fn API, as Flink's and Spark's runners do (README, "Beam at scale").
+over the Fn API, as Flink's and Spark's runners do (docs/beam.md).
 
 `make test-beam` (marker `beam`; a few minutes on 2 cores).
 """

@@ -32,7 +32,7 @@ NOTHING_SELECTED = {("ModelSelector", "model"), ("Pusher", "pushed_model")}
 
 
 def _compile(spec, data, pipeline_root, serving):
-    """As the README compiles it: in the image, its schema is the image's; here, this
+    """As docs/kubeflow.md compiles it: in the image, its schema is the image's; here, this
     checkout's."""
     args = ["--image", IMAGE or "localhost/fer-pipeline:replay", "--profile", "demo",
             "--data-root", data, "--pipeline-root", pipeline_root, "--serving-dir", serving,
@@ -114,7 +114,8 @@ def test_the_first_replay_runs_every_task_and_pushes_a_model_fer_serve_answers_f
 
 
 def test_the_readme_recurring_run_takes_the_replayed_spec(replays, tmp_path):
-    """README, "A recurring run": the job's pipelineSpec as YAML, read as the KFP client does."""
+    """docs/kubeflow.md#a-recurring-run: the job's pipelineSpec as YAML, read as the KFP client
+    does."""
     import yaml
     from kfp.client import client as kfp_client
 
@@ -134,7 +135,8 @@ def test_the_second_replay_reads_the_new_span_against_the_first_ones_baselines(r
     selected = second.output("ModelSelector", "blessing").metadata["blessed"] == 1
     _check_every_task_ran(second, replays["spec"], frozenset() if selected else NOTHING_SELECTED)
     assert second.output("ImageFolderExampleGen", "examples").metadata["span"] == 2
-    # The drift baseline: the latest statistics of an earlier run (README, "Kubeflow").
+    # The drift baseline: the latest statistics of an earlier run
+    # (docs/kubeflow.md#what-differs-on-kubeflow).
     assert second.tasks["DistributionValidator"].inputs["baseline_statistics"][0].name == \
         first.output("StatisticsGen", "statistics").name
     # The Evaluators' baseline: the model the latest blessing of the first run names.

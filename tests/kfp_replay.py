@@ -14,7 +14,7 @@ driver and launcher would:
   artifacts earlier tasks and earlier replays produced, newest first; an importer makes its
   artifact from the spec's URI.
 
-What it cannot stand in for (README, "Kubeflow"): KFP's own driver and launcher, the cluster's ML
+What it cannot stand in for (docs/kubeflow.md): KFP's own driver and launcher, the cluster's ML
 Metadata (artifacts live in `<state-dir>/artifacts.json`), object storage (the pipeline root is a
 local folder) and KFP's caching (every task runs).
 """
