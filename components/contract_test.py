@@ -50,6 +50,23 @@ def _transitive_imports(module):
     return {name.split(".")[0] for name in found}
 
 
+def test_no_module_imports_a_test_module():
+    """Helpers shared by tests live in helper modules (tests/*.py without `_test`, fixtures):
+    renaming or deleting one test must never break another."""
+    root = os.path.dirname(COMPONENTS_DIR)
+    offenders = []
+    for package in PROJECT_PACKAGES:
+        for folder, _, files in os.walk(os.path.join(root, package)):
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.join(folder, name)
+                    offenders += [f"{os.path.relpath(path, root)} imports {i}"
+                                  for i in sorted(_imports(path))
+                                  if i.split(".")[-1].endswith("_test")
+                                  or i.split(".")[-1].startswith("test_")]
+    assert offenders == []
+
+
 def test_nothing_under_components_imports_the_pipeline_package():
     offenders = []
     for root, _, files in os.walk(COMPONENTS_DIR):
