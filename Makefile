@@ -66,15 +66,17 @@ test-kfp-replay-image:
 test-slow: bootstrap
 	$(PY) -m pytest -m slow $(ARGS)
 
-## Data-half benchmark on FER2013; figures go to BENCHMARKS.md.
+## Data-half benchmark on FER2013; figures go to BENCHMARKS.md#data-half-fer2013.
 bench: bootstrap
 	$(PY) -m bench.data_half_bench $(ARGS)
 
-## Training throughput per architecture and precision; figures go to BENCHMARKS.md.
+## Training throughput per architecture and precision; figures go to
+## BENCHMARKS.md#training-throughput.
 bench-train: bootstrap
 	$(PY) -m bench.train_throughput $(ARGS)
 
-## Serving latency/throughput of both trained models (after make run); figures go to BENCHMARKS.md.
+## Serving latency/throughput of both trained models (after make run); figures go to
+## BENCHMARKS.md#serving.
 bench-serving: bootstrap
 	$(PY) -m bench.serving_bench $(ARGS)
 

@@ -10,8 +10,8 @@ whole command (start-up included).
 
   python -m bench.beam_runner_bench [--rounds 2] [--fer2013-per-class 300] [--out FILE.json]
 
-Not a test: it prints a Markdown table for BENCHMARKS.md (medians over the rounds) and writes
-the raw figures as JSON.
+Not a test: it prints a Markdown table for BENCHMARKS.md#beam-runners (medians over the rounds)
+and writes the raw figures as JSON.
 """
 from __future__ import annotations
 

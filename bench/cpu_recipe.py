@@ -9,7 +9,8 @@ run (`fer-pipeline run --profile cpu --architectures none`), with the `cpu` prof
 the `--set` overrides (`--set time_budget_s=900` trains to a time budget, as the Trainer does);
 then scores the whole eval split (PublicTest) with the exported model's prediction function in
 each test-time mode (none, flip, ten crops). No TFX components, no Evaluator: this measures the
-recipe, the pipeline measures the pipeline. Prints one JSON line for BENCHMARKS.md.
+recipe, the pipeline measures the pipeline. Prints one JSON line for
+BENCHMARKS.md#training-time-budget and BENCHMARKS.md#cpu-recipe-width.
 """
 from __future__ import annotations
 

@@ -9,7 +9,8 @@ images per component separates fixed overhead from per-image cost.
 
   python -m bench.data_half_bench [--fractions 0.25,0.5,1] [--profile cpu] [--out FILE.json]
 
-Not a test: it prints a Markdown table for BENCHMARKS.md and writes the raw figures as JSON.
+Not a test: it prints a Markdown table for BENCHMARKS.md#data-half-fer2013 and writes the raw
+figures as JSON.
 """
 from __future__ import annotations
 

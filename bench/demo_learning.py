@@ -8,7 +8,7 @@ Trains one model (the Trainer's own builder, compile and augmenter) in memory on
 dataset the README's `make run` generates (60 training and 20 eval faces per class), validating
 on the eval faces after each epoch. No pipeline, no Transform: the images are resized and scaled
 to [0, 1] here as Transform does. Prints one JSON line for BENCHMARKS.md. Used to choose the
-`demo` profile's budget.
+`demo` profile's budget (BENCHMARKS.md#demo-profile).
 """
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ optionally augmented batches) in images/s, on one core and on all cores of this 
 Reads the Transform output of a local run (`make run` first). Each configuration runs in its
 own process, pinned to its cores (`os.sched_setaffinity`) with TensorFlow's thread pools sized
 to match; the first 5 batches are a warm-up. Nothing trains: this is the rate at which the
-input pipeline alone can feed an accelerator. Prints Markdown for BENCHMARKS.md.
+input pipeline alone can feed an accelerator. Prints Markdown for BENCHMARKS.md#input-pipeline.
 """
 from __future__ import annotations
 

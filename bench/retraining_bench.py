@@ -9,7 +9,7 @@ cost of the cache lookup) and the command's own wall time, plus each run's outco
 
   python -m bench.retraining_bench [--keep DIR]
 
-Not a test: it prints a Markdown table for BENCHMARKS.md.
+Not a test: it prints a Markdown table for BENCHMARKS.md#retraining.
 """
 from __future__ import annotations
 

@@ -5,8 +5,8 @@ gRPC and REST, server-side batching, and version swaps (first request, errors un
 
 Uses the models the Trainers and the Ensemble of a local run exported (`make run` first): every
 candidate, as the Pusher would push it (warm-up records included). fer-serve runs as its own
-process, as users start it; the clients run in this process. Prints Markdown for BENCHMARKS.md
-and writes the raw figures to <output-dir>/bench/serving_bench.json.
+process, as users start it; the clients run in this process. Prints Markdown for
+BENCHMARKS.md#serving and writes the raw figures to <output-dir>/bench/serving_bench.json.
 """
 from __future__ import annotations
 

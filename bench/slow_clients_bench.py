@@ -7,8 +7,8 @@ Each round measures the good client alone, then beside the slow ones, which are 
 the medians of the rounds are printed (one round varies by up to ±30% here). The slow ones are
 REST connections that sent a request head and one byte of a 1000-byte body, and gRPC calls that
 sent their headers and no message, as a slowloris client would. fer-serve runs as its own
-process on the model `make run` exported. Prints Markdown for BENCHMARKS.md and writes the raw
-figures to <output-dir>/bench/slow_clients_bench.json.
+process on the model `make run` exported. Prints Markdown for BENCHMARKS.md#slow-clients and
+writes the raw figures to <output-dir>/bench/slow_clients_bench.json.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The figures BENCHMARKS.md compares between the two stacks, for one stack, one run each:
+# The figures BENCHMARKS.md#two-stacks compares between the two stacks, for one stack, one run each:
 # `make run` (demo), serving (bench.serving_bench on that run's models), and the `cpu` profile on
 # FER2013 (whole run, per-component times including the data half, accuracy and macro-F1).
 #

@@ -5,7 +5,8 @@ variant, width, input size and precision (fp32 vs bf16 mixed precision).
 
 Each configuration runs in its own process (mixed precision is a global Keras policy): one
 warm-up step (graph tracing, reported separately), then `--steps` timed steps of
-`train_on_batch` on random data. Not a test: prints a Markdown table for BENCHMARKS.md.
+`train_on_batch` on random data. Not a test: prints a Markdown table for
+BENCHMARKS.md#training-throughput.
 """
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ GPU_RECIPE: Mapping[str, Any] = {
         "best_epoch_metric": "val_accuracy", "augment": True, "zoom": 0.1, "crop_pad": 4,
         "erasing": 0.5, "test_time_augmentation": "crops", "tta_shift": 2,
         # On the accelerator, as measured: on the CPU these layers ran at about 2,100 images/s
-        # per core (BENCHMARKS.md, "Input pipeline"), the H100 trained VGG16 at 35,000.
+        # per core (BENCHMARKS.md#input-pipeline), the H100 trained VGG16 at 35,000.
         "augment_in_model": True,
     },
     "architecture_training": {
@@ -94,15 +94,15 @@ GPU_RECIPE: Mapping[str, Any] = {
     },
 }
 
-# Why each budget is what it is: BENCHMARKS.md ("The demo run", "Whole pipeline on FER2013",
-# "Data half on FER2013").
+# Why each budget is what it is: BENCHMARKS.md#demo, BENCHMARKS.md#training-time-budget (and the
+# previous `cpu` profile's whole run, BENCHMARKS.md#fer2013-cpu), BENCHMARKS.md#data-half-fer2013.
 PROFILES: Mapping[str, Profile] = {
     "demo": Profile(
         name="demo",
         description="generated demo faces, a few hundred images: the whole run in minutes",
         image_size=32,  # the cartoon faces need no more
         # Both architectures at a quarter of their width: the cartoon faces need no more, and
-        # both learn them in a few epochs (BENCHMARKS.md, "The demo run").
+        # both learn them in a few epochs (BENCHMARKS.md#demo-profile).
         training={"epochs": 7, "batch_size": 32, "augment": False, "tuner_steps_per_epoch": 3,
                   "width": 0.25, "warm_start_epochs": 3},
         # ResNet50-fer trains its defaults untuned: a one-trial search would train just the
@@ -121,17 +121,17 @@ PROFILES: Mapping[str, Profile] = {
         # Trained to the clock, not to a number of epochs: our 2-core machines differ 4-6x in
         # training speed. The data half and the evaluations took under 15 minutes of the 2
         # hours on the slower ones; the Trainers share the rest equally and plan their epochs
-        # (BENCHMARKS.md, "Training to a time budget").
+        # (BENCHMARKS.md#training-time-budget).
         time_budget_s=2 * 3600,
         time_reserve_s=15 * 60,
         # Both architectures at a quarter width: on 2 cores they learn more per pass than the
-        # full ones and train 4-7x as many images an hour (BENCHMARKS.md, "Toward a cpu
-        # recipe"). Epochs of at most 400 steps of 64 (one pass over FER2013's training split);
+        # full ones and train 4-7x as many images an hour (BENCHMARKS.md#cpu-recipe-width).
+        # Epochs of at most 400 steps of 64 (one pass over FER2013's training split);
         # the budget decides how many, up to `epochs`, with no early stop: the epoch with the
         # best validation accuracy is kept. The recipe is the `gpu` profile's (SGD + Nesterov,
         # decoupled weight decay, label smoothing, every augmentation, ten-crop views in the
         # export): without augmentation the networks overfit after about 8 passes, and the
-        # budget buys more than that (BENCHMARKS.md, "A cpu recipe for a time budget"). The
+        # budget buys more than that (BENCHMARKS.md#training-time-budget). The
         # augmentation runs in the input pipeline: about 2,000 images/s per core. Tuning
         # trials would rank configurations by noise at this budget: the defaults train.
         tuning=False,
@@ -155,11 +155,11 @@ PROFILES: Mapping[str, Profile] = {
         description="FER2013-sized or larger data on a many-core machine with an accelerator",
         beam_direct_running_mode="multi_processing",
         beam_direct_num_workers=0,  # 0 = one worker per CPU core
-        # The recipe measured on an H100 (BENCHMARKS.md, "GPU recipe"; GPU_RECIPE below), with
+        # The recipe measured on an H100 (BENCHMARKS.md#gpu-recipe; GPU_RECIPE below), with
         # no search: `--tuning` searches around it.
         tuning=False,
         # A guard more than a plan: on an H100 the recipe's epochs (its cap) take minutes
-        # (BENCHMARKS.md, "GPU recipe"); a slower accelerator stops at the budget instead.
+        # (BENCHMARKS.md#gpu-recipe-probe); a slower accelerator stops at the budget instead.
         time_budget_s=3600,
         time_reserve_s=10 * 60,
         training={**GPU_RECIPE["training"], "tuner_trials": 10, "tuner_epochs": 3,

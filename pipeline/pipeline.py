@@ -77,7 +77,7 @@ def create_pipeline(
     pushed without `serving_dir`. Every argument is checked before any component is built.
 
     `transform_statistics` makes Transform compute pre-/post-transform statistics too; off by
-    default: StatisticsGen already covers the raw features (BENCHMARKS.md).
+    default: StatisticsGen already covers the raw features (BENCHMARKS.md#data-half-choices).
 
     `validation_fraction` of the training images (by hash) form the `valid` split that the
     Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and

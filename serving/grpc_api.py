@@ -143,8 +143,8 @@ def make_server(service: FerService, host: str, port: int,
     (`max_connections`; more get RESOURCE_EXHAUSTED from gRPC itself), so slow callers cannot
     take the threads of others, and --max-concurrent-requests bounds the model calls. Threads
     are made as calls need them. Messages over `max_request_bytes` get RESOURCE_EXHAUSTED.
-    (grpc.aio holds no thread per call but costs batch-1 requests ~0.5 ms more: BENCHMARKS.md,
-    "Slow clients".)"""
+    (grpc.aio holds no thread per call but costs batch-1 requests ~0.5 ms more:
+    BENCHMARKS.md#slow-clients.)"""
     limits = service.limits
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=limits.max_connections,

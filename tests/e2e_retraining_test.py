@@ -147,7 +147,7 @@ def test_unchanged_data_reuses_every_component_and_pushes_nothing_new(sequence):
     assert sequence["again_versions"] == sequence["span1_versions"]
     assert f"not pushed: already serving as version {sequence['span1_versions'][0]}" in \
         done.stdout
-    # How much faster the re-run is: measured in BENCHMARKS.md, not asserted here.
+    # How much faster the re-run is: measured in BENCHMARKS.md#retraining, not asserted here.
 
 
 def test_killed_run_resumes_warm_started_and_pushes_only_if_not_worse(sequence):

@@ -2,7 +2,7 @@
 
 - `stock`: `keras.applications.ResNet50`: its stem (7x7 stride-2 conv + stride-2 max pool)
   shrinks 48 px to 12 px before the first block and 2 px at the end, and trained from scratch
-  it learns little on FER2013 (BENCHMARKS.md, "Model variants"). Needed for ImageNet weights.
+  it learns little on FER2013 (BENCHMARKS.md#model-variants). Needed for ImageNet weights.
   Min input 32 px.
 - `fer` (default): the same 16 bottleneck blocks in 4 stages ([3, 4, 6, 3], 256..2048 channels),
   with a 3x3 stride-2 stem and no max pool, so the stages see 24, 12, 6 and 3 px.

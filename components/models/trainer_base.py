@@ -77,7 +77,7 @@ def input_fn(file_pattern: List[str], data_accessor: tfx.components.DataAccessor
     schema = tf_transform_output.transformed_metadata.schema
     if training and num_examples and buffer >= num_examples:
         # The split fits in memory: read and parse it once, then every epoch is a fresh
-        # permutation of the cached examples (BENCHMARKS.md, "Input pipeline": reading and
+        # permutation of the cached examples (BENCHMARKS.md#input-pipeline: reading and
         # parsing the gzipped records did not scale with cores).
         dataset = data_accessor.tf_dataset_factory(
             file_pattern,

@@ -62,8 +62,9 @@ class TrainConfig:
     batch_size: int = 64
     max_steps_per_epoch: int = 0          # 0: a full pass over the training split
     early_stopping_patience: int = 3
-    mixed_precision: bool = False         # bf16; see BENCHMARKS.md before turning it on on CPU
-    # Optimisation recipe (BENCHMARKS.md, "GPU recipe"): decoupled weight decay, label
+    # bf16; see BENCHMARKS.md#training-throughput before turning it on on CPU
+    mixed_precision: bool = False
+    # Optimisation recipe (BENCHMARKS.md#gpu-recipe): decoupled weight decay, label
     # smoothing, and the per-epoch schedule: linear warm-up, then cosine down to lr_floor x lr.
     weight_decay: float = 0.0
     label_smoothing: float = 0.0

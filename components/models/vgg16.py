@@ -4,7 +4,7 @@
   weights. Min input 32 px.
 - `fer` (default): the same 13 convolutions in the same five blocks, with batch norm after each
   convolution and no pool after the last block (48 -> 3 px). It learns FER2013 faster than
-  the stock build (BENCHMARKS.md, "Model variants").
+  the stock build (BENCHMARKS.md#model-variants).
 """
 from __future__ import annotations
 
