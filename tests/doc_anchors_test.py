@@ -23,8 +23,8 @@ TEXT_NAMES = ("Makefile", "Dockerfile")  # Dockerfile.debootstrap too
 PROSE_PAGE, PROSE_FOLDER = "README.md", "docs/"
 
 CITATION = re.compile(r"BENCHMARKS\.md#([A-Za-z0-9_-]+)")
-# BENCHMARKS.md, "Title" / BENCHMARKS.md ("Title") / `BENCHMARKS.md` (section "Title"), the
-# title possibly on the next line, of a comment too.
+# The old style: the file's name, a comma or an opening parenthesis, maybe the word `section`,
+# then a quoted title, possibly on the next line (of a comment too); see the synthetic examples.
 TITLE_CITATION = re.compile(
     r'BENCHMARKS\.md`?[\s#]*[,(][\s#]*(?:section\s+)?["\u201c]([^"\u201d]*)')
 EXPLICIT_ANCHOR = re.compile(r'<a\s+id="([^"]+)"></a>')
