@@ -190,7 +190,9 @@ def test_removing_a_cited_anchor_from_a_copy_of_benchmarks_fails_the_check(files
     assert benchmarks.count(anchor) == 1
     copy = tmp_path / BENCHMARKS
     copy.write_text(benchmarks.replace(anchor, ""), encoding="utf-8")
-    problems = missing_anchors(files, markdown_links.anchors(copy.read_text(encoding="utf-8")))
+    before = set(missing_anchors(files, markdown_links.anchors(benchmarks)))
+    problems = [p for p in missing_anchors(files, markdown_links.anchors(
+        copy.read_text(encoding="utf-8"))) if p not in before]
     assert problems
     assert all(f"{NAME}#training-time-budget is not an anchor" in p for p in problems), problems
     assert any(p.startswith("pipeline/configs.py:") for p in problems), problems
