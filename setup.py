@@ -16,7 +16,7 @@ setup(
                       "opencv-python-headless", "pyyaml", "matplotlib"],
     entry_points={"console_scripts": [
         "fer-pipeline=pipeline.cli:main",
-        "fer-serve=serving.server:main",
+        "fer-serve=serving.server_cli:main",
         "fer-client=serving.client_cli:main",
         "fer-deploy=serving.deploy_cli:main",
     ]},

@@ -163,6 +163,9 @@ WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 # TF Serving's default ports (its container's gRPC and REST); fer-serve uses the same.
 GRPC_PORT = 8500
 REST_PORT = 8501
+# Where the clients look by default: a server on this machine.
+DEFAULT_GRPC_TARGET = f"127.0.0.1:{GRPC_PORT}"
+DEFAULT_REST_URL = f"http://127.0.0.1:{REST_PORT}"
 
 # Python logger for the lines a person follows a run by (`fer-pipeline run` prints them on the
 # console; everything else goes to the run's log file): training epochs, for one.

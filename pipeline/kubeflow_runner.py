@@ -16,10 +16,8 @@ import os
 import sys
 from typing import Any, Optional, Sequence
 
-from tfx import v1 as tfx
-
+from components.quiet_start import quiet_start
 from pipeline import cli_options, configs
-from pipeline import pipeline as pipeline_lib
 
 # Where the Dockerfile puts the project inside the image.
 IMAGE_SCHEMA_DIR = "/app/schema"
@@ -32,6 +30,10 @@ def compile_pipeline(image: str, data_root: str, pipeline_root: str, output_file
     """Writes the KFP pipeline spec JSON; returns its path. `options` are configs.RunOptions
     fields; `schema_dir` defaults to the schema inside the image, and Beam's SDK workers run
     `image` (pipeline/beam_runners.py) unless `beam_args` name another."""
+    from tfx import v1 as tfx
+
+    from pipeline import pipeline as pipeline_lib
+
     options.setdefault("schema_dir", IMAGE_SCHEMA_DIR)
     # The image doubles as the SDK container of Beam runners whose workers run an image.
     options.setdefault("beam_sdk_image", image)
@@ -79,19 +81,27 @@ def build_parser() -> argparse.ArgumentParser:
         parser, schema_dir_default=IMAGE_SCHEMA_DIR,
         serving_dir_help="Pusher target as the cluster sees it (SERVING_DIR/fer/<version>/); "
                          "without it nothing is pushed")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show TFX's, Beam's and TensorFlow's log lines too")
     return parser
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from components.image_example_gen.layout import LayoutError
-
     args = build_parser().parse_args(argv)
-    try:
-        path = compile_pipeline(args.image, args.data_root, args.pipeline_root, args.output_file,
-                                pipeline_name=args.pipeline_name,
-                                **cli_options.run_options(args))
-    except (configs.PipelineArgumentError, LayoutError) as e:
-        print(f"ERROR ({type(e).__name__}): {e}", file=sys.stderr)
+    failure = None
+    # TFX, TensorFlow and the Google Cloud clients log dozens of lines while compiling; they
+    # reach the terminal with -v, or when compiling fails unexpectedly.
+    with quiet_start(args.verbose):
+        from components.image_example_gen.layout import LayoutError
+
+        try:
+            path = compile_pipeline(args.image, args.data_root, args.pipeline_root,
+                                    args.output_file, pipeline_name=args.pipeline_name,
+                                    **cli_options.run_options(args))
+        except (configs.PipelineArgumentError, LayoutError) as e:
+            failure = e
+    if failure is not None:
+        print(f"ERROR ({type(failure).__name__}): {failure}", file=sys.stderr)
         return 2
     print(f"Kubeflow pipeline spec written to {path}")
     return 0

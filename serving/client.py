@@ -28,8 +28,8 @@ from tensorflow_serving.apis import (
 
 from components import contract
 
-DEFAULT_GRPC_TARGET = f"127.0.0.1:{contract.GRPC_PORT}"
-DEFAULT_REST_URL = f"http://127.0.0.1:{contract.REST_PORT}"
+DEFAULT_GRPC_TARGET = contract.DEFAULT_GRPC_TARGET  # here too: applications import them from here
+DEFAULT_REST_URL = contract.DEFAULT_REST_URL
 RETRY_STATUS_HTTP = 503
 
 

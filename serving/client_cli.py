@@ -1,5 +1,7 @@
 """`fer-client`: classify images with a served FER model (TF Serving or fer-serve), or ask for
-its status and metadata. Parses arguments and prints; the calls live in serving/client.py."""
+its status and metadata. Parses arguments and prints; the calls live in serving/client.py.
+`--help` and option errors answer without importing TensorFlow, whose start-up lines go to the
+console only with `-v` (components/quiet_start.py)."""
 from __future__ import annotations
 
 import argparse
@@ -8,8 +10,7 @@ import os
 import sys
 from typing import List, Optional, Sequence
 
-from components import contract
-from serving import client as client_lib
+from components import contract, quiet_start
 from serving import faces as faces_lib
 
 
@@ -17,8 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
     common.add_argument("--server", help=f"gRPC host:port (default "
-                        f"{client_lib.DEFAULT_GRPC_TARGET}) or REST URL (default "
-                        f"{client_lib.DEFAULT_REST_URL})")
+                        f"{contract.DEFAULT_GRPC_TARGET}) or REST URL (default "
+                        f"{contract.DEFAULT_REST_URL})")
     common.add_argument("--model-name", default=contract.MODEL_NAME)
     version = common.add_mutually_exclusive_group()
     version.add_argument("--model-version", type=int, help="a version number (default: newest)")
@@ -29,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--ca-file", help="PEM CA certificate: use TLS")
     common.add_argument("--cert-file", help="PEM client certificate (mutual TLS)")
     common.add_argument("--key-file", help="PEM private key of --cert-file")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="show TensorFlow's start-up lines (CUDA, oneDNN) too")
 
     p = argparse.ArgumentParser(prog="fer-client", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -53,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_client(args):
+    from serving import client as client_lib
+
     options = dict(model_name=args.model_name, version=args.model_version,
                    version_label=args.version_label, timeout_s=args.timeout,
                    retry=client_lib.RetryPolicy(attempts=args.retries + 1),
@@ -61,7 +66,7 @@ def make_client(args):
         options["signature_name"] = args.signature
     server = args.server
     if args.protocol == "rest" and (args.ca_file or args.cert_file) and server is None:
-        server = client_lib.DEFAULT_REST_URL.replace("http://", "https://")
+        server = contract.DEFAULT_REST_URL.replace("http://", "https://")
     return client_lib.connect(args.protocol, server, **options)
 
 
@@ -122,6 +127,8 @@ def _print_table(rows: List[dict], faces: bool) -> None:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    with quiet_start.quiet_start(args.verbose):
+        from serving import client as client_lib
     try:
         client = make_client(args)
     except (ValueError, OSError) as e:

@@ -34,15 +34,13 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from components import warmup
 from serving import errors, images, prediction
+from serving.config import LOAD_RETRY_INTERVAL_S, MAX_LOAD_RETRIES
 
 log = logging.getLogger("fer_serve")
 
 # ModelVersionStatus.State names (TF Serving's model status API).
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 
-# TF Serving's defaults: --max_num_load_retries=5, --load_retry_interval_micros=60000000.
-MAX_LOAD_RETRIES = 5
-LOAD_RETRY_INTERVAL_S = 60.0
 MAX_VERSION = 2 ** 63 - 1  # versions are int64 in TF Serving's protos
 _VERSION_NAME = re.compile(r"[0-9]+")
 

@@ -249,14 +249,14 @@ def test_rest_refuses_requests_over_the_concurrency_limit(tmp_path, tiny_exports
 
 
 def test_ready_line_gives_the_ports_it_names():
-    from serving import server
+    from serving import server_cli
 
-    assert server.ready_ports("11:34:10 fer-serve serving model 'fer' from x: gRPC "
-                              "127.0.0.1:8500, REST http://127.0.0.1:8501 (metrics /m); "
-                              "versions [1]") == (8500, 8501)
-    assert server.ready_ports("serving model 'fer' from x: gRPC 0.0.0.0:41000; versions []") \
-        == (41000, None)
-    assert server.ready_ports("model fer: loading version 1") is None
+    assert server_cli.ready_ports("11:34:10 fer-serve serving model 'fer' from x: gRPC "
+                                  "127.0.0.1:8500, REST http://127.0.0.1:8501 (metrics /m); "
+                                  "versions [1]") == (8500, 8501)
+    assert server_cli.ready_ports(
+        "serving model 'fer' from x: gRPC 0.0.0.0:41000; versions []") == (41000, None)
+    assert server_cli.ready_ports("model fer: loading version 1") is None
 
 
 def test_outputs_fill_the_typed_fields_as_tf_serving_does(served, face_images):
@@ -308,14 +308,17 @@ def test_nothing_loaded_is_not_found_on_both_apis(tmp_path, face_images):
 
 
 def test_every_limit_has_its_flag_and_defaults_come_from_one_table():
-    from serving import server
+    from serving import server_cli
     from serving.limits import DEFAULT_LIMITS
 
-    args = server.build_parser().parse_args(["--model-base-path", "x", "--read-timeout", "3",
-                                             "--max-images-per-request", "9"])
-    limits = server.config_from_args(args).limits
+    args = server_cli.build_parser().parse_args(["--model-base-path", "x", "--read-timeout", "3",
+                                                 "--max-images-per-request", "9"])
+    limits = server_cli.config_from_args(args).limits
     assert limits.read_timeout_s == 3.0 and limits.max_images_per_request == 9
     assert limits.max_request_bytes == DEFAULT_LIMITS.max_request_bytes
     with pytest.raises(SystemExit):
-        server.config_from_args(server.build_parser().parse_args(
+        server_cli.config_from_args(server_cli.build_parser().parse_args(
             ["--model-base-path", "x", "--max-connections", "0"]))
+    # The command line's defaults are ServerConfig's.
+    assert server_cli.config_from_args(server_cli.build_parser().parse_args(
+        ["--model-base-path", "x"])) == server_cli.ServerConfig(model_base_path="x")

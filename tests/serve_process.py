@@ -7,19 +7,19 @@ import time
 from typing import Optional, Sequence
 
 from pipeline import configs
-from serving import server as fer_serve
+from serving import server_cli
 
 READY_TIMEOUT_S = 180
 
 
 class ServeProcess:
-    """`python -m serving.server` (what the fer-serve entry point runs) on free ports."""
+    """`python -m serving.server_cli` (what the fer-serve entry point runs) on free ports."""
 
     def __init__(self, model_base_path: str, *extra: str,
                  python: Sequence[str] = (sys.executable,), env: Optional[dict] = None):
         """`python`: the interpreter's command line (e.g. `podman run ... IMAGE python`)."""
         self.proc = subprocess.Popen(
-            [*python, "-m", "serving.server", "--model-base-path", model_base_path,
+            [*python, "-m", "serving.server_cli", "--model-base-path", model_base_path,
              "--port", "0", "--rest-port", "0", "--poll-interval", "0.2", *extra],
             cwd=configs.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             text=True, env=env)
@@ -33,7 +33,7 @@ class ServeProcess:
                 line = self.lines.get(timeout=1)
             except queue.Empty:
                 continue
-            ports = fer_serve.ready_ports(line)
+            ports = server_cli.ready_ports(line)
             if ports:
                 self.grpc_port, self.rest_port = ports
                 return
