@@ -161,14 +161,15 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     push.add_argument("--min-accuracy", type=float,
                       help="Evaluator threshold to bless a model (default: the profile's)")
     push.add_argument("--serving-dir", help=serving_dir_help)
-    push.add_argument("--change-tolerance", type=float, default=0.0,
+    push.add_argument("--change-tolerance", type=float, default=configs.DEFAULT_CHANGE_TOLERANCE,
                       help="push a winner that is worse than the serving model by at most this "
                            "much on the selection metric (0: not worse; a tie pushes)")
 
     retrain = parser.add_argument_group("retraining")
     retrain.add_argument("--span", type=int,
                          help="with DATA_ROOT/span-<N>/ folders, read span N (default: latest)")
-    retrain.add_argument("--window-spans", type=int, default=1, metavar="K",
+    retrain.add_argument("--window-spans", type=int, default=configs.DEFAULT_WINDOW_SPANS,
+                         metavar="K",
                          help="train on the span read and the K-1 spans before it that earlier "
                               "runs trained on (1: that span alone); the Evaluators read the "
                               "span read alone")

@@ -23,10 +23,70 @@ SCHEMA_DIR = os.path.join(PROJECT_ROOT, "schema")
 DEFAULT_VALIDATION_FRACTION = 0.1
 DEFAULT_MIN_ACCURACY = 0.5   # Evaluator value threshold for blessing
 DEFAULT_SELECTION_METRIC = contract.ACCURACY_METRIC
+SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
+DEFAULT_CHANGE_TOLERANCE = 0.0  # a candidate as good as the serving model is pushed
+DEFAULT_WINDOW_SPANS = 1        # train on the span read alone
 
 
 class PipelineArgumentError(ValueError):
     """Options or `create_pipeline` arguments that cannot make a pipeline."""
+
+
+def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[str],
+                    image_size: int, channels: int, validation_fraction: float,
+                    on_bad_image: str, training: Mapping[str, Mapping[str, Any]],
+                    min_accuracy: float, selection_metric: str,
+                    change_tolerance: float = DEFAULT_CHANGE_TOLERANCE,
+                    window_spans: int = DEFAULT_WINDOW_SPANS,
+                    kfp_v2_resolvers: bool = False) -> List[str]:
+    """Raises PipelineArgumentError naming every bad argument; returns the class names
+    by label id (empty when nothing is trained)."""
+    problems = []
+    unknown = set(training) - set(contract.ARCHITECTURES)
+    if unknown:
+        problems.append(f"unknown architectures {sorted(unknown)}; choose from "
+                        f"{contract.ARCHITECTURES}")
+    for arch, settings in sorted(training.items()):
+        reserved = {"architecture", "label_names"} & set(settings)
+        if reserved:
+            problems.append(f"training[{arch!r}] sets {sorted(reserved)}, which the pipeline sets")
+        try:
+            training_config.check_settings(settings)
+        except ValueError as e:
+            problems.append(f"training[{arch!r}]: {e}")
+    label_names: List[str] = []
+    if training:
+        if classes is None:
+            problems.append("training needs the class names: pass classes explicitly")
+        else:
+            label_names = list(contract.label_names(classes, exclude_classes))
+            if not label_names:
+                problems.append(f"no classes left to train: classes {list(classes)}, "
+                                f"excluded {list(exclude_classes)}")
+    if not (isinstance(image_size, int) and image_size >= 1):
+        problems.append(f"image_size must be a positive integer, got {image_size!r}")
+    if channels not in (1, 3):
+        problems.append(f"channels must be 1 or 3, got {channels!r}")
+    if not 0.0 <= validation_fraction < 1.0:
+        problems.append(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
+        problems.append(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
+                        f"got {on_bad_image!r}")
+    if not 0.0 <= min_accuracy <= 1.0:
+        problems.append(f"min_accuracy must be in [0, 1], got {min_accuracy}")
+    if not 0.0 <= change_tolerance < 1.0:
+        problems.append(f"change_tolerance must be in [0, 1), got {change_tolerance}")
+    if not (isinstance(window_spans, int) and window_spans >= 1):
+        problems.append(f"window_spans must be a positive integer, got {window_spans!r}")
+    elif window_spans > 1 and kfp_v2_resolvers:
+        problems.append(f"window_spans {window_spans}: a window of spans reads ML Metadata "
+                        "lineage, which TFX's Kubeflow V2 compiler cannot compile; use 1")
+    if selection_metric not in SELECTION_METRICS:
+        problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
+                        f"got {selection_metric!r}")
+    if problems:
+        raise PipelineArgumentError("create_pipeline: " + "; ".join(problems))
+    return label_names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -216,10 +276,10 @@ class RunOptions:
     min_accuracy: Optional[float] = None
     selection_metric: str = DEFAULT_SELECTION_METRIC
     serving_dir: Optional[str] = None     # None: nothing is pushed
-    change_tolerance: float = 0.0         # how much worse than the serving model still pushes
+    change_tolerance: float = DEFAULT_CHANGE_TOLERANCE  # how much worse than serving still pushes
     # Retraining
     span: Optional[int] = None            # None: the latest span-<N> folder (if any)
-    window_spans: int = 1                 # train on this span and the ones before it
+    window_spans: int = DEFAULT_WINDOW_SPANS  # train on this span and the ones before it
     accept_drift: bool = False
     warm_start: bool = True
     # Orchestration

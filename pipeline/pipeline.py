@@ -27,7 +27,6 @@ SCHEMA_FILE = "schema.pbtxt"
 PREPROCESSING_FN = f"{transform_module.__name__}.preprocessing_fn"
 RUN_FN = f"{trainer_module.__name__}.run_fn"
 TUNER_FN = f"{trainer_module.__name__}.tuner_fn"
-SELECTION_METRICS = (contract.ACCURACY_METRIC, contract.MACRO_F1_METRIC)
 DEFAULT_TUNER_TRIALS = training_config.default_settings()["tuner_trials"]
 ENSEMBLE_ID = "Ensemble"
 MODEL_SELECTOR_ID = "ModelSelector"
@@ -59,10 +58,10 @@ def create_pipeline(
     serving_dir: Optional[str] = None,
     model_name: str = contract.MODEL_NAME,
     span: Optional[int] = None,
-    window_spans: int = 1,
+    window_spans: int = configs.DEFAULT_WINDOW_SPANS,
     accept_drift: bool = False,
     warm_start: bool = True,
-    change_tolerance: float = 0.0,
+    change_tolerance: float = configs.DEFAULT_CHANGE_TOLERANCE,
     drift_config_dir: Optional[str] = None,
     kfp_v2_resolvers: bool = False,
 ) -> tfx.dsl.Pipeline:
@@ -103,7 +102,7 @@ def create_pipeline(
     candidate, there is no warm start, and `window_spans` must be 1 (docs/kubeflow.md).
     """
     training = dict(training or {})
-    label_names = check_arguments(
+    label_names = configs.check_arguments(
         classes=classes, exclude_classes=exclude_classes, image_size=image_size,
         channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
         training=training, min_accuracy=min_accuracy, selection_metric=selection_metric,
@@ -328,59 +327,3 @@ def _latest_pushed_model(architecture: Optional[str] = None,
         channels[resolvers.EXAMPLES_KEY] = examples
     return tfx.dsl.Resolver(strategy_class=resolvers.LatestPushedModelStrategy,
                             config={"architecture": architecture or ""}, **channels)
-
-
-def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[str],
-                    image_size: int, channels: int, validation_fraction: float,
-                    on_bad_image: str, training: Mapping[str, Mapping[str, Any]],
-                    min_accuracy: float, selection_metric: str,
-                    change_tolerance: float = 0.0, window_spans: int = 1,
-                    kfp_v2_resolvers: bool = False) -> List[str]:
-    """Raises configs.PipelineArgumentError naming every bad argument; returns the class names
-    by label id (empty when nothing is trained)."""
-    problems = []
-    unknown = set(training) - set(contract.ARCHITECTURES)
-    if unknown:
-        problems.append(f"unknown architectures {sorted(unknown)}; choose from "
-                        f"{contract.ARCHITECTURES}")
-    for arch, settings in sorted(training.items()):
-        reserved = {"architecture", "label_names"} & set(settings)
-        if reserved:
-            problems.append(f"training[{arch!r}] sets {sorted(reserved)}, which the pipeline sets")
-        try:
-            training_config.check_settings(settings)
-        except ValueError as e:
-            problems.append(f"training[{arch!r}]: {e}")
-    label_names: List[str] = []
-    if training:
-        if classes is None:
-            problems.append("training needs the class names: pass classes explicitly")
-        else:
-            label_names = list(contract.label_names(classes, exclude_classes))
-            if not label_names:
-                problems.append(f"no classes left to train: classes {list(classes)}, "
-                                f"excluded {list(exclude_classes)}")
-    if not (isinstance(image_size, int) and image_size >= 1):
-        problems.append(f"image_size must be a positive integer, got {image_size!r}")
-    if channels not in (1, 3):
-        problems.append(f"channels must be 1 or 3, got {channels!r}")
-    if not 0.0 <= validation_fraction < 1.0:
-        problems.append(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
-        problems.append(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
-                        f"got {on_bad_image!r}")
-    if not 0.0 <= min_accuracy <= 1.0:
-        problems.append(f"min_accuracy must be in [0, 1], got {min_accuracy}")
-    if not 0.0 <= change_tolerance < 1.0:
-        problems.append(f"change_tolerance must be in [0, 1), got {change_tolerance}")
-    if not (isinstance(window_spans, int) and window_spans >= 1):
-        problems.append(f"window_spans must be a positive integer, got {window_spans!r}")
-    elif window_spans > 1 and kfp_v2_resolvers:
-        problems.append(f"window_spans {window_spans}: a window of spans reads ML Metadata "
-                        "lineage, which TFX's Kubeflow V2 compiler cannot compile; use 1")
-    if selection_metric not in SELECTION_METRICS:
-        problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
-                        f"got {selection_metric!r}")
-    if problems:
-        raise configs.PipelineArgumentError("create_pipeline: " + "; ".join(problems))
-    return label_names
