@@ -12,22 +12,20 @@ from tensorflow_model_analysis.metrics import metric_types, metric_util
 from tensorflow_model_analysis.metrics import multi_class_confusion_matrix_metrics as mccm
 from tensorflow_model_analysis.proto import config_pb2
 
-from components import contract
+from components import class_metrics, contract
 
 MACRO_F1_NAME = contract.MACRO_F1_METRIC
 
 
 def macro_f1_from_matrix(matrix: Dict, num_classes: int) -> float:
-    """Mean over classes 0..num_classes-1 of F1 = 2TP / (2TP + FP + FN); 0 for an unseen class."""
+    """Mean over classes 0..num_classes-1 of F1 (class_metrics.f1) from TFMA's sparse matrix;
+    0 for a class neither present nor predicted."""
     scores = []
     for c in range(num_classes):
         tp = matrix.get(mccm.MatrixEntryKey(c, c), 0.0)
-        fp = sum(v for k, v in matrix.items() if k.predicted_class_id == c and
-                 k.actual_class_id != c)
-        fn = sum(v for k, v in matrix.items() if k.actual_class_id == c and
-                 k.predicted_class_id != c)
-        denominator = 2 * tp + fp + fn
-        scores.append(2 * tp / denominator if denominator else 0.0)
+        actual = sum(v for k, v in matrix.items() if k.actual_class_id == c)
+        predicted = sum(v for k, v in matrix.items() if k.predicted_class_id == c)
+        scores.append(class_metrics.f1(tp, actual, predicted))
     return sum(scores) / num_classes
 
 

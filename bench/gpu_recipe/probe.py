@@ -59,6 +59,8 @@ ROOT = os.path.dirname(os.path.dirname(HERE))  # the project root: `components` 
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
+from components import class_metrics  # noqa: E402  (plain Python: no TensorFlow here)
+
 # Keras' data adapter asks JAX for int64 label specs; harmless, once per compile.
 warnings.filterwarnings("ignore", message="Explicitly requested dtype int64")
 
@@ -342,20 +344,6 @@ def stratified_split(y, frac, batch, seed=0):
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(va))
 
 
-def class_weights(counts, mode="balanced"):
-    """balanced: trainer.class_weights, inverse frequency, mean 1 over examples; sqrt: the
-    square root of that, renormalised to mean 1 over examples; none: all 1."""
-    total, present = sum(counts), sum(1 for c in counts if c)
-    w = [(total / (present * c) if c else 0.0) for c in counts]
-    if mode == "none":
-        return [1.0 if c else 0.0 for c in counts]
-    if mode == "sqrt":
-        w = [math.sqrt(v) for v in w]
-        mean = sum(v * c for v, c in zip(w, counts, strict=True)) / total
-        w = [v / mean for v in w]
-    return w
-
-
 def lr_for(arch, spec):
     """--lr: '0.01' or 'vgg16=0.01,resnet50=0.02' (0 / absent: the project default)."""
     spec = str(spec).strip()
@@ -390,10 +378,9 @@ def confusion(y, pred, k):
 
 
 def f1_from_cm(cm):
-    tp = np.diag(cm).astype(np.float64)
-    prec = np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0)
-    rec = np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0)
-    return np.divide(2 * prec * rec, prec + rec, out=np.zeros_like(tp), where=(prec + rec) > 0)
+    """Per-class F1 of a confusion matrix (rows actual), the project's arithmetic."""
+    return np.array([class_metrics.f1(cm[c, c], cm[c].sum(), cm[:, c].sum())
+                     for c in range(len(cm))], dtype=np.float64)
 
 
 def score(y, probs, probs_flip=None, crop_views=None):
@@ -774,7 +761,7 @@ def train_arch(keras, arch, args, data, split_idx, budget_s, res, backend, clock
     x_all, y_all = data["train"]
     tr, va = split_idx
     counts = np.bincount(y_all[tr], minlength=len(CLASSES)).tolist()
-    cw = class_weights(counts, args.class_weights)
+    cw = class_metrics.class_weights(counts, args.class_weights)
     one_hot = bool(args.label_smoothing or args.mixup or args.cutmix)
     seq = make_train_seq(keras, x_all[tr], y_all[tr], cw, args.batch, args.seed, one_hot,
                          args.mixup, args.cutmix, args.mix_prob)

@@ -20,7 +20,7 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from components import contract, warmup
+from components import class_metrics, contract, warmup
 from components.models import augmentation
 
 IMAGE_XF = contract.IMAGE_XF_KEY
@@ -126,12 +126,9 @@ def count_labels(file_pattern: List[str], num_classes: int) -> List[int]:
 
 
 def class_weights(counts: List[int], weighting: str = "balanced") -> Dict[int, float]:
-    """Inverse-frequency weights with mean 1 over examples ('balanced'), or 1 for every class
-    present ('none'). Absent classes weigh 0."""
-    total, present = sum(counts), sum(1 for c in counts if c)
-    if weighting == "none":
-        return {i: (1.0 if c else 0.0) for i, c in enumerate(counts)}
-    return {i: (total / (present * c) if c else 0.0) for i, c in enumerate(counts)}
+    """Keras's `class_weight` (label id -> weight) from class counts: class_metrics.class_weights
+    ('balanced': inverse frequency, mean 1 over examples; 'none': 1; absent classes 0)."""
+    return dict(enumerate(class_metrics.class_weights(counts, weighting)))
 
 
 def image_shape(tf_transform_output: tft.TFTransformOutput):

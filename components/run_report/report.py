@@ -15,9 +15,10 @@ import dataclasses
 import html
 import io
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 from components import contract
+from components.class_metrics import per_class_scores
 from components.models import training_metrics
 from components.run_report import html_page, model_card, plots
 
@@ -152,28 +153,6 @@ def write_report(inputs: ReportInputs, output_dir: str) -> str:
     with open(out(REPORT_FILE), "w") as f:
         f.write(html_page.page(f"{contract.MODEL_NAME}: run report", "".join(sections)))
     return out(REPORT_FILE)
-
-
-def per_class_scores(matrix: Sequence[Sequence[float]], label_names: Sequence[str]
-                     ) -> Dict[str, Dict[str, float]]:
-    """{class: precision, recall (sensitivity), specificity, f1, support} from a confusion
-    matrix, one class against the rest; 0 where a denominator is 0."""
-    total = sum(map(sum, matrix))
-    scores = {}
-    for c, name in enumerate(label_names):
-        tp = matrix[c][c]
-        actual = sum(matrix[c])
-        predicted = sum(row[c] for row in matrix)
-        negatives = total - actual
-        true_negatives = negatives - (predicted - tp)
-        scores[name] = {
-            "precision": tp / predicted if predicted else 0.0,
-            "recall": tp / actual if actual else 0.0,
-            "specificity": true_negatives / negatives if negatives else 0.0,
-            "f1": 2 * tp / (actual + predicted) if actual + predicted else 0.0,
-            "support": int(actual),
-        }
-    return scores
 
 
 def _data_section(inputs: ReportInputs, out) -> str:
