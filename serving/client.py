@@ -35,25 +35,37 @@ RETRY_STATUS_HTTP = 503
 
 @dataclass
 class ImagePrediction:
+    """The model's answer for one image: `probabilities[i]` is the probability of `classes[i]`
+    (class names, in the order the model returns them); `version` is the model version that
+    answered, None when the server did not say (a REST server that sends no `X-Model-Version`
+    header, as TF Serving's)."""
+
     classes: List[str]
     probabilities: List[float]
     version: Optional[int] = None
 
     @property
     def predicted_class(self) -> str:
+        """The most probable class."""
         return self.classes[int(np.argmax(self.probabilities))]
 
     @property
     def probability(self) -> float:
+        """The probability of `predicted_class`."""
         return float(max(self.probabilities))
 
     def top(self, k: int) -> List[Tuple[str, float]]:
+        """The `k` most probable classes as (class, probability) pairs, most probable first;
+        all of them when the model has fewer than `k`."""
         order = np.argsort(self.probabilities)[::-1][:k]
         return [(self.classes[i], float(self.probabilities[i])) for i in order]
 
 
 class ClientError(Exception):
-    """A call that failed for good: `code` is the gRPC status name (REST: mapped from HTTP)."""
+    """A call that failed for good: `code` is the gRPC status name (REST: mapped from HTTP, e.g.
+    413 and 429 are RESOURCE_EXHAUSTED; a status with no such name is `HTTP_<status>`), and
+    `message` the server's error text. UNAVAILABLE comes once the retries are spent (REST: at
+    once for a refused TLS handshake)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(f"{code}: {message}")
@@ -63,12 +75,18 @@ class ClientError(Exception):
 
 @dataclass
 class RetryPolicy:
+    """How a client retries a call the server could not take (gRPC UNAVAILABLE; REST 503, or a
+    connection refused, reset or closed by the server): `attempts` tries in all, the first
+    included (1: no retry); the first retry waits `initial_backoff_s` seconds, each next one
+    `multiplier` times longer, at most `max_backoff_s` seconds."""
+
     attempts: int = 4           # the first try included
     initial_backoff_s: float = 0.1
     multiplier: float = 2.0
     max_backoff_s: float = 5.0
 
     def delays(self):
+        """The waits before the retries, in seconds: `attempts - 1` of them, lazily."""
         delay = self.initial_backoff_s
         for _ in range(self.attempts - 1):
             yield delay
@@ -91,7 +109,29 @@ class _Target:
 
 
 class GrpcClient:
-    """TF Serving's PredictionService and ModelService over gRPC."""
+    """TF Serving's PredictionService and ModelService over gRPC. Use it in a `with` block or
+    call `close()`. The channel connects on the first call: a server that is not up shows as
+    ClientError UNAVAILABLE there (after the retries), not here.
+
+    Args:
+      target: the server's host:port; default TF Serving's gRPC port on this machine.
+      model_name: the served model to call.
+      version: the version number to call; None (and no `version_label`): the newest the
+        server serves.
+      version_label: a version label to call instead (e.g. "stable"); `version` and
+        `version_label` together are a ValueError.
+      signature_name: the signature `predict` runs.
+      timeout_s: deadline of each call, in seconds (each try, when retried).
+      retry: when and how often to retry UNAVAILABLE; None: `RetryPolicy()`'s defaults.
+      ca_file: PEM CA certificate that signed the server's; with it (or `cert_file`) the
+        channel uses TLS, without it gRPC's default roots verify the server.
+      cert_file: PEM client certificate, for mutual TLS (with `key_file`).
+      key_file: PEM private key of `cert_file`; alone it does not turn TLS on.
+      max_message_bytes: largest message sent or received, in bytes.
+      sleep: called with each backoff delay, in seconds (tests pass one that records them).
+
+    Raises OSError when a PEM file cannot be read.
+    """
 
     def __init__(self, target: str = DEFAULT_GRPC_TARGET, model_name: str = contract.MODEL_NAME,
                  version: Optional[int] = None, version_label: Optional[str] = None,
@@ -118,6 +158,7 @@ class GrpcClient:
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
     def close(self) -> None:
+        """Closes the channel; calls made after fail."""
         self.channel.close()
 
     def __enter__(self):
@@ -147,6 +188,8 @@ class GrpcClient:
                 raise ClientError(e.code().name, e.details() or "") from None
 
     def predict_request(self, images: Sequence[bytes]) -> predict_pb2.PredictRequest:
+        """The PredictRequest `predict` sends for `images` (encoded image bytes, one batch):
+        this client's model, version and signature, and the images as a 1-D string tensor."""
         request = predict_pb2.PredictRequest()
         self._model_spec(request.model_spec)
         request.model_spec.signature_name = self.spec.signature_name
@@ -155,6 +198,15 @@ class GrpcClient:
         return request
 
     def predict(self, images: Sequence[bytes], batch_size: int = 32) -> List[ImagePrediction]:
+        """Classifies `images` (encoded JPEG, PNG, BMP or GIF bytes: face crops) in calls of at
+        most `batch_size` images; returns one ImagePrediction per image, in their order ([]
+        for no image, without a call).
+
+        Raises ClientError when a call fails, which fails the whole list: INVALID_ARGUMENT
+        naming each bad image of the batch, RESOURCE_EXHAUSTED over a server limit (a smaller
+        `batch_size` may pass), NOT_FOUND when the model or version is not served,
+        UNAVAILABLE once the retries are spent. ValueError for a `batch_size` below 1.
+        """
         results = []
         for batch in _batches(images, batch_size):
             response = self._call(self.predictions.Predict, self.predict_request(batch))
@@ -167,6 +219,10 @@ class GrpcClient:
         return results
 
     def metadata(self) -> Dict[str, Any]:
+        """The served version's signatures (GetModelMetadata): `{"model": name, "version": n,
+        "signatures": {name: {"inputs": {key: "DT_STRING [-1]"}, "outputs": {...}}}}`, each
+        tensor as its dtype and shape (-1: any size; "?": unknown rank). Raises ClientError
+        (NOT_FOUND while no version is loaded)."""
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         self._model_spec(request.model_spec)
         response = self._call(self.predictions.GetModelMetadata, request)
@@ -176,6 +232,11 @@ class GrpcClient:
                 "signatures": _describe_signatures(signatures.signature_def)}
 
     def status(self) -> List[Dict[str, Any]]:
+        """The model's versions and their states (GetModelStatus): one `{"version": n, "state":
+        "AVAILABLE", "error_code": "OK", "error_message": ""}` per version the server reports
+        (only the version this client names; fer-serve: or its label's); a version that failed
+        to load is END with its error. Raises ClientError (NOT_FOUND: no such model or
+        version)."""
         request = get_model_status_pb2.GetModelStatusRequest()
         self._model_spec(request.model_spec)
         response = self._call(self.models.GetModelStatus, request)
@@ -210,7 +271,31 @@ _HTTP_TO_CODE = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 408: "DEADLINE_EXCEE
 
 
 class RestClient:
-    """TF Serving's REST API. One connection, kept alive; not for sharing between threads."""
+    """TF Serving's REST API. One connection, kept alive (opened again when the server closes
+    it); not for sharing between threads. Use it in a `with` block or call `close()`.
+
+    Args:
+      url: the server's http://host:port, or https:// for TLS; default TF Serving's REST port
+        on this machine. Anything else is a ValueError.
+      model_name: the served model to call.
+      version: the version number to call; None (and no `version_label`): the newest the
+        server serves.
+      version_label: a version label to call instead (e.g. "stable"); `version` and
+        `version_label` together are a ValueError.
+      signature_name: the signature `predict` runs.
+      timeout_s: socket timeout of each call, in seconds (connecting, then each read); when it
+        passes, ClientError DEADLINE_EXCEEDED, not retried.
+      retry: when and how often to retry 503 and refused or dropped connections; None:
+        `RetryPolicy()`'s defaults.
+      ca_file: PEM CA certificate that signed the server's (https only); None: the system's
+        CAs.
+      cert_file: PEM client certificate, for mutual TLS (https only, with `key_file`).
+      key_file: PEM private key of `cert_file`; None: the key is in `cert_file`.
+      sleep: called with each backoff delay, in seconds (tests pass one that records them).
+
+    `last_version` is the `X-Model-Version` header of the last answer (None without one).
+    Raises OSError (ssl.SSLError included) when a PEM file cannot be read or used.
+    """
 
     def __init__(self, url: str = DEFAULT_REST_URL, model_name: str = contract.MODEL_NAME,
                  version: Optional[int] = None, version_label: Optional[str] = None,
@@ -237,6 +322,7 @@ class RestClient:
         self.last_version: Optional[int] = None
 
     def close(self) -> None:
+        """Closes the connection, if open; the next call opens a new one."""
         if self._connection:
             self._connection.close()
             self._connection = None
@@ -311,6 +397,15 @@ class RestClient:
             return decoded
 
     def predict(self, images: Sequence[bytes], batch_size: int = 32) -> List[ImagePrediction]:
+        """Classifies `images` (encoded JPEG, PNG, BMP or GIF bytes: face crops) in POSTs of at
+        most `batch_size` images (base64 in the row format); returns one ImagePrediction per
+        image, in their order ([] for no image, without a call).
+
+        Raises ClientError when a call fails, which fails the whole list: INVALID_ARGUMENT
+        (400) naming each bad image of the batch, RESOURCE_EXHAUSTED (413, 429) over a server
+        limit, NOT_FOUND (404), DEADLINE_EXCEEDED, UNAVAILABLE once the retries are spent.
+        ValueError for a `batch_size` below 1.
+        """
         results = []
         for batch in _batches(images, batch_size):
             body = {"signature_name": self.spec.signature_name,
@@ -322,6 +417,9 @@ class RestClient:
         return results
 
     def metadata(self) -> Dict[str, Any]:
+        """The served version's signatures (GET .../metadata), in `GrpcClient.metadata`'s
+        format (a shape is the list of its dimensions, -1: any size). Raises ClientError
+        (NOT_FOUND while no version is loaded)."""
         response = self._request("GET", self._path("/metadata"))
         spec = response["model_spec"]
         signatures = response["metadata"]["signature_def"]["signature_def"]
@@ -336,6 +434,9 @@ class RestClient:
                                for name, sd in signatures.items()}}
 
     def status(self) -> List[Dict[str, Any]]:
+        """The model's versions and their states (GET /v1/models/<name>...), in
+        `GrpcClient.status`'s format. Raises ClientError (NOT_FOUND: no such model or
+        version)."""
         response = self._request("GET", self._path())
         return [{"version": int(s["version"]), "state": s["state"],
                  "error_code": s.get("status", {}).get("error_code", "OK"),
@@ -344,8 +445,11 @@ class RestClient:
 
 
 def connect(protocol: str, server: Optional[str] = None, **options):
-    """A GrpcClient (protocol 'grpc') or RestClient ('rest'); server defaults to TF Serving's
-    ports on this machine."""
+    """A GrpcClient (`protocol` 'grpc') or RestClient ('rest') for `server`: host:port for
+    gRPC, an http(s) URL for REST; None: TF Serving's port on this machine
+    (DEFAULT_GRPC_TARGET, DEFAULT_REST_URL). `options` are the client's other constructor
+    arguments (model_name, version, timeout_s, retry, ca_file...). Raises ValueError for
+    another protocol."""
     if protocol == "grpc":
         return GrpcClient(server or DEFAULT_GRPC_TARGET, **options)
     if protocol == "rest":
