@@ -15,6 +15,8 @@ from serving import faces as faces_lib
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """fer-client's command line: the subcommands predict, status and metadata, each with the
+    connection options (protocol, server, model, version or label, timeout, retries, TLS)."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--protocol", choices=("grpc", "rest"), default="grpc")
     common.add_argument("--server", help=f"gRPC host:port (default "
@@ -56,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_client(args):
+    """The GrpcClient or RestClient parsed `args` ask for (client.connect), retrying
+    UNAVAILABLE `--retries` times; REST with --ca-file or --cert-file and no --server goes to
+    the default REST port over https. Raises what the client's constructor raises (ValueError
+    for a bad URL, OSError for an unreadable PEM file)."""
     from serving import client as client_lib
 
     options = dict(model_name=args.model_name, version=args.model_version,
@@ -126,6 +132,10 @@ def _print_table(rows: List[dict], faces: bool) -> None:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs fer-client on `argv` (None: sys.argv[1:]) and prints the predictions (a table or
+    JSON lines), the versions' states or the metadata. Returns the exit status: 0; 1 when the
+    server answered an error; 2 when the client could not be made or a file could not be
+    read."""
     args = build_parser().parse_args(argv)
     with quiet_start.quiet_start(args.verbose):
         from serving import client as client_lib

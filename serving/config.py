@@ -15,6 +15,19 @@ LOAD_RETRY_INTERVAL_S = 60.0
 
 @dataclass
 class ServerConfig:
+    """What `FerServer` serves and how; the fields are fer-serve's flags (server_cli.py).
+
+    `model_base_path` holds the numbered versions of the model served as `model_name`, on
+    `host` (the address both front ends bind); `num_latest`, `pinned_versions` and
+    `version_labels` are the version policy and labels (model_store.py); `poll_interval_s` the
+    seconds between scans of the directory; `max_load_retries` and `load_retry_interval_s`
+    (seconds) retry a version that failed to load, as TF Serving does; `replay_warmup` replays
+    a version's warm-up requests before it takes traffic; `enable_batching` merges concurrent
+    small requests into model calls of up to `max_batch_size` images, waiting at most
+    `batch_timeout_ms` milliseconds; `grace_s` the seconds requests in flight get to finish
+    when stopping.
+    """
+
     model_base_path: str
     model_name: str = contract.MODEL_NAME
     host: str = "127.0.0.1"

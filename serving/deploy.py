@@ -37,6 +37,8 @@ def readiness_path(model_name: str) -> str:
 
 
 def readiness_probe(model_name: str, port: int) -> Dict[str, Any]:
+    """A Kubernetes readiness probe: GET `readiness_path(model_name)` on container port `port`,
+    every 5 s from 5 s after the start."""
     return {"httpGet": {"path": readiness_path(model_name), "port": port},
             "initialDelaySeconds": 5, "periodSeconds": 5}
 
@@ -72,6 +74,8 @@ def models_config(base_path: str, model_name: str = contract.MODEL_NAME,
 
 
 def batching_parameters(params: Optional[BatchingParameters] = None) -> str:
+    """The text of TF Serving's --batching_parameters_file for `params` (None: the
+    BatchingParameters defaults)."""
     params = params or BatchingParameters()
     return (f"max_batch_size {{ value: {params.max_batch_size} }}\n"
             f"batch_timeout_micros {{ value: {params.batch_timeout_micros} }}\n"
@@ -86,6 +90,10 @@ def monitoring_config() -> str:
 
 
 def tf_serving_args(config_dir: str, enable_batching: bool = True) -> List[str]:
+    """tensorflow_model_server's arguments for the files write_tf_serving writes, read from
+    `config_dir` (the path the container sees): TF Serving's default ports, models.config
+    re-read every 60 s, new versions looked for every 30 s, Prometheus metrics, warm-up
+    replay; with `enable_batching`, server-side batching as BATCHING_FILE says."""
     args = [f"--port={contract.GRPC_PORT}", f"--rest_api_port={contract.REST_PORT}",
             f"--model_config_file={config_dir}/{MODELS_CONFIG_FILE}",
             "--model_config_file_poll_wait_seconds=60",
@@ -130,6 +138,13 @@ def write_tf_serving(serving_dir: str, model_name: str = contract.MODEL_NAME,
 
 @dataclass
 class ClusterOptions:
+    """Names and sizes of the generated KServe and Kubernetes resources: `name` (also the model
+    name KServe serves under) in `namespace`; `replicas` the Deployment's initial count,
+    `min_replicas` to `max_replicas` the autoscaler's range at `target_cpu_percent` CPU use;
+    each pod's CPU and memory requests and limits as Kubernetes quantities ("2", "2Gi");
+    `image` TF Serving's image (Kubernetes only: KServe uses its runtime's); `service_account`
+    (None: the namespace's default)."""
+
     name: str = "fer"
     namespace: str = "default"
     replicas: int = 2
@@ -265,4 +280,6 @@ _ManifestDumper.add_representer(str, _str)
 
 
 def to_yaml(documents: List[Dict[str, Any]]) -> str:
+    """`documents` as one YAML stream for `kubectl apply -f` (`---` between them), keys in
+    their order, multi-line strings (the config files) as literal blocks."""
     return yaml.dump_all(documents, Dumper=_ManifestDumper, sort_keys=False)

@@ -13,6 +13,7 @@ from serving import deploy
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """fer-deploy's command line: the subcommands tf-serving, kserve and kubernetes."""
     p = argparse.ArgumentParser(prog="fer-deploy", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -41,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs fer-deploy on `argv` (None: sys.argv[1:]): tf-serving writes TF Serving's config
+    files into --serving-dir and prints the `docker run` that serves it; kserve and kubernetes
+    print the manifests as YAML, or write them to --out (kserve serves under --name: its
+    --model-name is not used). Returns 0, or 2 when the model directory does not exist."""
     args = build_parser().parse_args(argv)
     if args.command == "tf-serving":
         model_dir = os.path.join(args.serving_dir, args.model_name)

@@ -21,6 +21,10 @@ HTTP_STATUS = {
 
 
 class ServingError(Exception):
+    """A request the server refuses or fails: `code` (a grpc.StatusCode) is the gRPC status it
+    answers, `message` names the problem, `http_status` is the REST status; None: TF Serving's
+    for `code` (HTTP_STATUS), 500 for a code not there."""
+
     def __init__(self, code: grpc.StatusCode, message: str, http_status: Optional[int] = None):
         super().__init__(message)
         self.code = code
@@ -29,12 +33,15 @@ class ServingError(Exception):
 
 
 def invalid(message: str) -> ServingError:
+    """INVALID_ARGUMENT (HTTP 400) with `message`: a request that cannot run as sent."""
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 def not_found(message: str) -> ServingError:
+    """NOT_FOUND (HTTP 404) with `message`: a model, version or endpoint that is not there."""
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
 
 
 def too_large(message: str) -> ServingError:
+    """RESOURCE_EXHAUSTED with HTTP 413 (not 429) and `message`: a request over a size limit."""
     return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, http_status=413)

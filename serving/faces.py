@@ -17,6 +17,9 @@ DEFAULT_MARGIN = 0.15  # of the face box, on each side: FER2013 crops include so
 
 @dataclass
 class Face:
+    """One face found in a photo: its square crop as gray PNG bytes (`png`), and where that
+    crop is in the photo (`box`)."""
+
     box: Tuple[int, int, int, int]  # x, y, width, height in the photo, margin included
     png: bytes
 
@@ -33,6 +36,8 @@ def _cascade():
 
 
 def decode_gray(photo: bytes) -> np.ndarray:
+    """`photo` (encoded bytes of any format OpenCV reads) as a 2-D uint8 gray array; raises
+    ValueError when OpenCV cannot decode it."""
     import cv2
 
     image = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_GRAYSCALE)
@@ -53,7 +58,10 @@ def square_box(x: int, y: int, w: int, h: int, margin: float, width: int, height
 
 def find_faces(photo: bytes, min_face_px: int = DEFAULT_MIN_FACE_PX,
                margin: float = DEFAULT_MARGIN) -> List[Face]:
-    """Faces in `photo` (encoded bytes), largest first."""
+    """Faces in `photo` (encoded bytes), largest first; [] when none is found. `min_face_px`
+    is the smallest face side to detect, in pixels; `margin` the share of the detection added
+    on each side before the crop is squared (square_box). Raises ValueError when the photo
+    cannot be decoded."""
     import cv2
 
     gray = decode_gray(photo)

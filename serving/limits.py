@@ -2,7 +2,7 @@
 before the work it bounds, each named in its error with the flag that changes it.
 
 Defaults fit FER use: 48 px faces sent in batches of up to a few dozen, an occasional phone
-photo. The flags are fer-serve's (server.py builds them from this table).
+photo. The flags are fer-serve's (server_cli.py builds them from this table).
 """
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ INT64_MAX = 2**63 - 1
 
 @dataclass(frozen=True)
 class Limits:
+    """fer-serve's bounds, one field per flag of FLAGS (the comments give each one's unit and
+    scope); `listen_backlog` is the REST socket's listen queue and has no flag."""
+
     # Per request.
     max_request_bytes: int = 4 << 20          # gRPC message / REST body
     max_images_per_request: int = 256         # the batch dimension of any input
@@ -58,6 +61,8 @@ FLAGS = {
 
 
 def flag_of(field_name: str) -> str:
+    """The fer-serve flag that sets the Limits field `field_name` (e.g. "max_request_bytes" ->
+    "--max-request-bytes"), for error messages; StopIteration for a field without one."""
     return next(flag for flag, (name, _, _) in FLAGS.items() if name == field_name)
 
 DEFAULT_LIMITS = Limits()

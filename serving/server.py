@@ -28,7 +28,8 @@ EXIT_MARGIN_S = 5.0  # after the grace period, the process exits whatever a work
 
 class FerServer:
     """Both front ends over one model store: gRPC on its own threads, REST on an event loop
-    thread and a worker pool. `start()` loads what is on disk first."""
+    thread and a worker pool, as `config` (a ServerConfig) says. `start()` loads what is on
+    disk first; `stop()` drains. A context manager: `with FerServer(config) as server:`."""
 
     def __init__(self, config: ServerConfig):
         self.config = config
@@ -52,6 +53,11 @@ class FerServer:
         self.rest_port: Optional[int] = None
 
     def start(self) -> "FerServer":
+        """Loads the versions on disk (none loadable yet: logged, and requests get NOT_FOUND
+        until one appears), starts gRPC, then REST, then the polling of the model directory;
+        returns self, with `grpc_port` and `rest_port` set to the bound ports (port 0 in the
+        config: a free one; `rest_port` stays None without REST). Raises OSError when a port
+        cannot be bound, after stopping what had started."""
         c = self.config
         self.store.refresh_safely()
         if not self.store.available_versions():

@@ -44,6 +44,8 @@ def _version_label(text: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """fer-serve's command line; its defaults are ServerConfig's (DEFAULTS), the limits' flags
+    come from limits.FLAGS."""
     p = argparse.ArgumentParser(
         prog="fer-serve", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Serve the pushed FER model over TF Serving's gRPC and REST APIs.")
@@ -95,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    """The ServerConfig of parsed `args` (`--rest-port` below 0: no REST server). Raises
+    SystemExit with the reason for --ssl-cert without --ssl-key or the reverse, --ssl-client-ca
+    without them, or a limit that is not positive."""
     if bool(args.ssl_cert) != bool(args.ssl_key):
         raise SystemExit("fer-serve: --ssl-cert and --ssl-key go together")
     if args.ssl_client_ca and not args.ssl_cert:
@@ -117,6 +122,9 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs fer-serve on `argv` (None: sys.argv[1:]) until SIGTERM or SIGINT, then stops within
+    the grace period (the process exits by force EXIT_MARGIN_S after it). Returns the exit
+    status: 0 after a stop, 1 when a port cannot be bound; bad options raise SystemExit."""
     args = build_parser().parse_args(argv)
     config = config_from_args(args)
     with quiet_start.quiet_start(args.verbose):
