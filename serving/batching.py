@@ -51,10 +51,17 @@ class _Task:
 
 
 def deadline_exceeded(what: str) -> errors.ServingError:
+    """DEADLINE_EXCEEDED (REST: 408) with `what` as the message."""
     return errors.ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, what)
 
 
 class Batcher:
+    """Merges concurrent requests into model calls of at most `max_batch_size` images, on one
+    thread: a batch waits at most `timeout_s` seconds after its first request for others.
+    `observe_batch` is called with each model call's image count (the batch-size metric);
+    `execute` runs a request or a merged batch (prediction.execute; tests pass fakes).
+    `restarts` counts the times the thread had stopped and was started again."""
+
     def __init__(self, max_batch_size: int = 32, timeout_s: float = 0.002,
                  observe_batch: Optional[Callable[[int], None]] = None,
                  execute: RunFn = prediction.execute):
@@ -88,6 +95,8 @@ class Batcher:
         return task.result
 
     def stop(self) -> None:
+        """Refuses new requests (UNAVAILABLE), answers those still queued with UNAVAILABLE and
+        asks the thread to end after the batch it holds; returns without waiting for it."""
         self._stopped = True
         self._queue.put(None)
         while True:  # whatever is still queued gets an answer

@@ -73,11 +73,14 @@ class _Calls:
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """TF Serving's `tensorflow.serving.PredictionService` over the FerService of `calls`."""
+
     def __init__(self, calls: _Calls):
         self.calls = calls
         self.service = calls.service
 
     def Predict(self, request, context):
+        """TF Serving's PredictionService.Predict."""
         def work(deadline):
             version, label = version_of(request.model_spec)
             loaded = self.service.resolve(request.model_spec.name, version, label)
@@ -87,6 +90,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self.calls.run("Predict", context, work, admitted=True)
 
     def GetModelMetadata(self, request, context):
+        """TF Serving's PredictionService.GetModelMetadata (the signature_def field only)."""
         return self.calls.run("GetModelMetadata", context,
                                     lambda deadline: self._metadata(request))
 
@@ -110,11 +114,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """TF Serving's `tensorflow.serving.ModelService` over the FerService of `calls`."""
+
     def __init__(self, calls: _Calls):
         self.calls = calls
         self.service = calls.service
 
     def GetModelStatus(self, request, context):
+        """TF Serving's ModelService.GetModelStatus."""
         return self.calls.run("GetModelStatus", context,
                                     lambda deadline: self._status(request))
 

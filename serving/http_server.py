@@ -49,6 +49,9 @@ REASONS = {100: "Continue", 200: "OK", 400: "Bad Request", 404: "Not Found",
 
 @dataclass
 class Request:
+    """One request as read from its connection: `target` is the path and query of the request
+    line, as sent; `http_version` "HTTP/1.0" or "HTTP/1.1"."""
+
     method: str
     target: str
     http_version: str
@@ -59,6 +62,9 @@ class Request:
 
 @dataclass
 class Response:
+    """An answer: HTTP `status`, `body` of `content_type`, and more `headers`
+    (Content-Type, Content-Length and Connection are the server's)."""
+
     status: int
     body: bytes
     content_type: str = "application/json"
@@ -69,6 +75,7 @@ class App:
     """What the server calls: `handle` on a worker thread, the others on the event loop."""
 
     def handle(self, request: Request) -> Response:
+        """Runs `request`, which has fully arrived and was admitted, and returns its answer."""
         raise NotImplementedError
 
     def error(self, status: int, message: str, request: Optional[Request] = None) -> Response:
@@ -80,7 +87,7 @@ class App:
         return True
 
     def release(self, request: Request) -> None:
-        pass
+        """Called once `handle` is done with a `request` that `admit` let run."""
 
 
 class _Refused(Exception):
@@ -97,6 +104,10 @@ class _Connection:
 
 
 class HttpServer:
+    """The server of this module, answering with `app`: bounded by `limits`, running requests
+    on `executor`, over TLS with `ssl_context` (None: plaintext). `start` and `stop` are
+    coroutines of the event loop it serves on."""
+
     def __init__(self, app: App, limits: Limits, executor: Executor,
                  ssl_context: Optional[ssl.SSLContext] = None):
         self.app = app
@@ -111,9 +122,12 @@ class HttpServer:
 
     @property
     def open_connections(self) -> int:
+        """The connections open now."""
         return len(self._connections)
 
     async def start(self, host: str, port: int) -> int:
+        """Listens on `host`:`port` (0: a free port) and returns the bound port, also kept in
+        `port`. Raises OSError when it cannot bind."""
         self._server = await asyncio.start_server(
             self._serve_connection, host, port, limit=MAX_HEAD_BYTES,
             backlog=self.limits.listen_backlog, ssl=self.ssl_context,
@@ -122,6 +136,8 @@ class HttpServer:
         return self.port
 
     async def stop(self, grace_s: float) -> None:
+        """Stops listening at once and closes idle connections; requests under way get
+        `grace_s` seconds to finish and are then cancelled (waiting 1 s more for them)."""
         self._closing = True
         if self._server:
             self._server.close()  # new connections are refused from here on

@@ -11,11 +11,16 @@ from dataclasses import dataclass
 
 
 class MalformedHeader(ValueError):
-    pass
+    """An image header that cannot be read (truncated, or not the format it starts like)."""
 
 
 @dataclass(frozen=True)
 class ImageHeader:
+    """What decoding the image would produce: `width` x `height` pixels (GIF: the logical
+    screen's, or a larger frame's), `channels` per decoded pixel (where the header leaves it
+    open, the most TensorFlow may give), `frames` images (GIF: each decodes to a full
+    screen)."""
+
     width: int
     height: int
     channels: int
@@ -23,10 +28,12 @@ class ImageHeader:
 
     @property
     def pixels(self) -> int:
+        """Width x height of one frame."""
         return self.width * self.height
 
     @property
     def decoded_bytes(self) -> int:
+        """Bytes of the decoded image at one byte per channel, every frame included."""
         return self.width * self.height * self.channels * self.frames
 
 

@@ -83,6 +83,9 @@ def find_undecodable(images: Sequence[bytes]) -> List[str]:
 
 
 def undecodable_error(images: Sequence[bytes], model_error: Exception) -> errors.ServingError:
+    """The INVALID_ARGUMENT to answer when the model failed on `images` with `model_error`:
+    naming each image TensorFlow cannot decode alone, or, when all decode, the model's message
+    (not raised: the caller raises it)."""
     problems = find_undecodable(images)
     if not problems:  # every image decodes alone: report what the model said
         return errors.invalid(f"the model rejected the batch: {tf_error_text(model_error)}")

@@ -25,6 +25,10 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 
 class ServingMetrics:
+    """fer-serve's metrics in a `registry` of their own: requests by API, method and status
+    code and their latency, images classified, requests in flight, loaded versions, the
+    batcher's batch sizes and version loads by outcome."""
+
     def __init__(self):
         self.registry = CollectorRegistry()
         self.requests = Counter(
@@ -51,16 +55,24 @@ class ServingMetrics:
             ["model", "outcome"], registry=self.registry)
 
     def observe(self, api: str, method: str, code: str, seconds: float) -> None:
+        """Counts one finished request of `api` ("grpc" or "rest") to TF Serving's `method`
+        (e.g. "Predict") that ended with `code` (a gRPC status name), and its latency in
+        `seconds`."""
         self.requests.labels(api, method, code).inc()
         self.latency.labels(api, method).observe(seconds)
 
     def set_versions(self, model: str, versions: Sequence[int]) -> None:
+        """Records the loaded `versions` of `model`: their number, and the newest (left as it
+        was when there is none)."""
         self.loaded_versions.labels(model).set(len(versions))
         if versions:
             self.loaded_version.labels(model).set(max(versions))
 
     def load_finished(self, model: str, ok: bool) -> None:
+        """Counts a load of a version of `model`: succeeded (`ok`) or failed."""
         self.loads.labels(model, "ok" if ok else "failed").inc()
 
     def exposition(self) -> bytes:
+        """Every metric in Prometheus' text format (CONTENT_TYPE), as served at
+        METRICS_PATH."""
         return generate_latest(self.registry)

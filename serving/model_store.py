@@ -47,6 +47,10 @@ _VERSION_NAME = re.compile(r"[0-9]+")
 
 @dataclass
 class LoadedVersion:
+    """One version in memory: its `signatures` (name -> concrete function) and `signature_defs`
+    (what metadata shows), loaded from `path`; the load and warm-up replay times in seconds and
+    the number of warm-up requests replayed."""
+
     model_name: str
     version: int
     path: str
@@ -60,6 +64,10 @@ class LoadedVersion:
 
 @dataclass
 class VersionStatus:
+    """A version's entry in the model status: `state` is one of START, LOADING, AVAILABLE,
+    UNLOADING, END; a failed load is END with `error_code` UNKNOWN and the error in
+    `error_message`."""
+
     version: int
     state: str
     error_code: grpc.StatusCode = grpc.StatusCode.OK
@@ -102,6 +110,8 @@ def _report_ignored(base_path: str, name: str, why: str, reported: Optional[Set[
 
 
 def read_signature_defs(path: str) -> Dict[str, object]:
+    """Name -> SignatureDef of the SavedModel in directory `path` (its first MetaGraph), from
+    saved_model.pb; internal ones (`__saved_model_init_op`...) left out."""
     saved_model = saved_model_pb2.SavedModel()
     with tf.io.gfile.GFile(os.path.join(path, "saved_model.pb"), "rb") as f:
         saved_model.ParseFromString(f.read())
@@ -198,10 +208,14 @@ class ModelStore:
             return self._loaded[version]
 
     def available_versions(self) -> List[int]:
+        """The loaded versions, the ones requests can get, oldest first."""
         with self._lock:
             return sorted(self._loaded)
 
     def status(self, version: Optional[int] = None) -> List[VersionStatus]:
+        """The status entry of `version`; None: of every version the store has loaded or tried
+        to load that is still on disk or in memory, newest first. Raises NOT_FOUND for a
+        version without an entry, or when there is none."""
         with self._lock:
             if version is not None:
                 if version not in self._status:
@@ -330,6 +344,8 @@ class ModelStore:
             self.metrics.load_finished(self.model_name, ok=True)
 
     def start_polling(self, interval_s: float) -> None:
+        """Starts a daemon thread that runs `refresh_safely` every `interval_s` seconds until
+        `stop()`."""
         def loop():
             while not self._stop.wait(interval_s):
                 self.refresh_safely()
@@ -338,6 +354,8 @@ class ModelStore:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stops the polling thread, waiting up to 10 s for a refresh under way; the loaded
+        versions stay."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=10)

@@ -20,10 +20,13 @@ from serving.limits import DEFAULT_LIMITS, Limits, flag_of
 
 
 def signature_name_or_default(name: Optional[str]) -> str:
+    """`name`, or the serving signature when it is empty or None (TF Serving's default)."""
     return name or contract.SERVING_SIGNATURE
 
 
 def check_inputs(signature_def, signature_name: str, keys: Iterable[str]) -> None:
+    """Raises INVALID_ARGUMENT naming the input `keys` that `signature_def` does not take and
+    those it takes that are missing; `signature_name` is for the message."""
     expected = set(signature_def.inputs)
     given = set(keys)
     unknown, missing = sorted(given - expected), sorted(expected - given)
@@ -38,6 +41,7 @@ def check_inputs(signature_def, signature_name: str, keys: Iterable[str]) -> Non
 
 
 def dtype_name(dtype_enum: int) -> str:
+    """The name of a DataType value, e.g. "DT_STRING", for error messages."""
     return types_pb2.DataType.Name(dtype_enum)
 
 
@@ -57,6 +61,8 @@ def check_array(signature_def, key: str, array: np.ndarray,
 
 
 def check_batch_size(key: str, size: int, limits: Limits) -> None:
+    """Raises INVALID_ARGUMENT when the batch of input `key` (`size` entries) is empty or over
+    `limits.max_images_per_request`."""
     if size == 0:
         raise errors.invalid(f"empty batch: input '{key}' has no entries")
     if size > limits.max_images_per_request:
@@ -67,6 +73,8 @@ def check_batch_size(key: str, size: int, limits: Limits) -> None:
 
 def check_output_filter(signature_def, signature_name: str, output_filter: Iterable[str]
                         ) -> List[str]:
+    """The outputs `output_filter` asks for, as a list ([]: all); INVALID_ARGUMENT naming any
+    that `signature_def` does not have (`signature_name` is for the message)."""
     wanted = list(output_filter)
     unknown = sorted(set(wanted) - set(signature_def.outputs))
     if unknown:
@@ -76,6 +84,8 @@ def check_output_filter(signature_def, signature_name: str, output_filter: Itera
 
 
 def signature_def_of(version, signature_name: str):
+    """The SignatureDef of `signature_name` in `version` (a model_store.LoadedVersion);
+    FAILED_PRECONDITION when the version has no such signature."""
     if signature_name not in version.signatures:
         raise errors.ServingError(
             grpc.StatusCode.FAILED_PRECONDITION,
@@ -221,6 +231,8 @@ def tensor_proto(value: np.ndarray) -> tensor_pb2.TensorProto:
 
 def response_from_outputs(version, signature_name: str, outputs: Mapping[str, np.ndarray]
                           ) -> predict_pb2.PredictResponse:
+    """A PredictResponse naming the model, `version` and `signature_name` that ran, with
+    `outputs` (key -> array) as TensorProtos (tensor_proto)."""
     response = predict_pb2.PredictResponse()
     response.model_spec.name = version.model_name
     response.model_spec.version.value = version.version

@@ -126,6 +126,10 @@ def _jsonable(value: np.ndarray) -> Any:
 
 
 def predict_response(outputs: Dict[str, np.ndarray], row_format: bool) -> Dict[str, Any]:
+    """The JSON answer to a predict, in the request's format: `{"predictions": [...]}`, one
+    entry per instance, with `row_format`, else columnar `{"outputs": ...}`. A lone output is
+    given bare, not keyed by its name, as TF Serving does; bytes that are not UTF-8 go as
+    {"b64": ...}."""
     if not row_format:
         columns = {k: _jsonable(v) for k, v in outputs.items()}
         return {"outputs": next(iter(columns.values())) if len(columns) == 1 else columns}
@@ -148,6 +152,7 @@ def method_name(http_method: str, path: str) -> str:
 
 
 def status_json(statuses) -> Dict[str, Any]:
+    """TF Serving's JSON model status of `statuses` (model_store.VersionStatus entries)."""
     return {"model_version_status": [
         {"version": str(s.version), "state": s.state,
          "status": {"error_code": s.error_code.name, "error_message": s.error_message}}
@@ -163,6 +168,8 @@ _PRINT_DEFAULTS = ("always_print_fields_with_no_presence"
 
 
 def metadata_json(loaded) -> Dict[str, Any]:
+    """TF Serving's JSON model metadata of `loaded` (a model_store.LoadedVersion): its
+    signature defs, fields at their defaults included."""
     def as_dict(signature_def):
         return json_format.MessageToDict(signature_def, preserving_proto_field_name=True,
                                          **{_PRINT_DEFAULTS: True})
@@ -219,20 +226,29 @@ class RestApp(http_server.App):
     # Predictions count against --max-concurrent-requests; status, metadata and metrics are
     # lookups and always run.
     def admit(self, request: http_server.Request) -> bool:
+        """Takes a --max-concurrent-requests slot for a POST `request` (False: none left);
+        other methods need none."""
         return request.method != "POST" or self.service.admission.try_acquire()
 
     def release(self, request: http_server.Request) -> None:
+        """Gives back the slot a POST `request` took."""
         if request.method == "POST":
             self.service.admission.release()
 
     def error(self, status: int, message: str,
               request: Optional[http_server.Request] = None) -> http_server.Response:
+        """`{"error": message}` with HTTP `status`, for a `request` refused before it ran
+        (None: its head could not be read), counted in the metrics under the gRPC code of
+        that status."""
         method = method_name(request.method, request.target) if request else "unknown"
         code = _CODE_OF_HTTP.get(status, grpc.StatusCode.INVALID_ARGUMENT)
         self.service.metrics.observe("rest", method, code.name, 0.0)
         return http_server.Response(status, _json_bytes({"error": message}))
 
     def handle(self, request: http_server.Request) -> http_server.Response:
+        """Answers `request`: metrics, model status, metadata or predict. A ServingError is
+        answered with its HTTP status and `{"error": message}`, any other exception with 500;
+        the request is counted in the metrics before the answer goes out."""
         service = self.service
         started = time.perf_counter()
         method, code = method_name(request.method, request.target), grpc.StatusCode.OK

@@ -18,6 +18,11 @@ from serving.model_store import LoadedVersion, ModelStore, VersionStatus
 
 
 class FerService:
+    """The calls both front ends make: `stores` maps each served model name to its ModelStore;
+    requests run through `batcher` when one is given (server-side batching); `limits` bounds
+    each request, and its max_concurrent_requests sizes `admission`; `metrics` (None: a
+    registry of its own) counts the images classified."""
+
     def __init__(self, stores: Mapping[str, ModelStore], metrics: Optional[ServingMetrics] = None,
                  batcher: Optional[Batcher] = None, limits: Limits = DEFAULT_LIMITS):
         self.stores = dict(stores)
@@ -27,6 +32,8 @@ class FerService:
         self.admission = Admission(limits.max_concurrent_requests)
 
     def store(self, model_name: str) -> ModelStore:
+        """The ModelStore of `model_name`: INVALID_ARGUMENT for an empty name, NOT_FOUND for a
+        model not served."""
         if not model_name:
             raise errors.invalid("the request names no model (model_spec.name)")
         if model_name not in self.stores:
@@ -36,6 +43,9 @@ class FerService:
 
     def resolve(self, model_name: str, version: Optional[int] = None,
                 label: Optional[str] = None) -> LoadedVersion:
+        """The loaded version a request names (ModelStore.get): `version`, or `label`'s, or the
+        newest with neither. Raises INVALID_ARGUMENT (no model name, unknown label) or
+        NOT_FOUND (model not served, version not loaded)."""
         return self.store(model_name).get(version, label)
 
     def run(self, version: LoadedVersion, signature_name: str,
@@ -59,9 +69,13 @@ class FerService:
         return outputs
 
     def status(self, model_name: str, version: Optional[int] = None) -> List[VersionStatus]:
+        """ModelStore.status of `model_name`: `version`'s entry, or every version's with None.
+        Raises NOT_FOUND (INVALID_ARGUMENT without a model name)."""
         return self.store(model_name).status(version)
 
     def stop(self) -> None:
+        """Stops each store's polling and the batcher (what is still queued there gets
+        UNAVAILABLE)."""
         for store in self.stores.values():
             store.stop()
         if self.batcher:
@@ -69,7 +83,7 @@ class FerService:
 
 
 class Admission:
-    """The requests being run, both APIs together: over the limit, RESOURCE_EXHAUSTED at once.
+    """The requests being run, both APIs together: over `limit`, RESOURCE_EXHAUSTED at once.
     Taken only once a request has fully arrived, so slow senders hold none."""
 
     def __init__(self, limit: int):
@@ -78,6 +92,7 @@ class Admission:
         self._lock = threading.Lock()
 
     def try_acquire(self) -> bool:
+        """Takes a slot: True, or False (nothing taken) when `limit` requests are running."""
         with self._lock:
             if self._running >= self.limit:
                 return False
@@ -85,15 +100,18 @@ class Admission:
             return True
 
     def release(self) -> None:
+        """Gives back a slot `try_acquire` took."""
         with self._lock:
             self._running -= 1
 
     @property
     def running(self) -> int:
+        """The slots taken now."""
         return self._running
 
 
 def too_many_requests() -> errors.ServingError:
+    """The RESOURCE_EXHAUSTED (REST: 429) of a request over --max-concurrent-requests."""
     return errors.ServingError(
         grpc.StatusCode.RESOURCE_EXHAUSTED,
         f"too many concurrent requests ({flag_of('max_concurrent_requests')})")
