@@ -3,7 +3,7 @@
   python -m bench.cpu_recipe --output-dir /tmp/ferout --arch vgg16 \\
       --set width=0.5 --set epochs=6 --set max_steps_per_epoch=300
 
-Trains one architecture with the Trainer's own pieces (trainer.build_model, trainer_base.input_fn
+Trains one architecture with the Trainer's own pieces (trainer.build_model, input_pipeline.input_fn
 and augmenter, the learning-rate schedule, class weights) on the Transform output of an earlier
 run (`fer-pipeline run --profile cpu --architectures none`), with the `cpu` profile's settings and
 the `--set` overrides (`--set time_budget_s=900` trains to a time budget, as the Trainer does);
@@ -39,9 +39,10 @@ from tfx.types import standard_artifacts  # noqa: E402
 from bench.input_pipeline_bench import latest  # noqa: E402
 from components import contract  # noqa: E402
 from components.models import (  # noqa: E402
+    export,
+    input_pipeline,
     time_budget,
     trainer,
-    trainer_base,
     training_config,
 )
 from pipeline import cli_options, configs, local_outputs  # noqa: E402
@@ -78,13 +79,13 @@ def main(argv=None) -> int:
         {"architecture": args.arch, "label_names": list(contract.DEFAULT_CLASSES), **settings})
     keras.utils.set_random_seed(config.seed)
     hparams = trainer.default_hyperparameters(config)
-    counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
+    counts = input_pipeline.count_labels(fn_args.train_files, config.num_classes)
     n_train = sum(counts)
     train = trainer._training_input(fn_args, tf_transform_output, config, counts,
                                     config.batch_size)
     validation = trainer._validation_input(fn_args, tf_transform_output, config,
                                            config.batch_size)
-    model = trainer.build_model(config, hparams, trainer_base.image_shape(tf_transform_output))
+    model = trainer.build_model(config, hparams, input_pipeline.image_shape(tf_transform_output))
     steps = trainer._steps(n_train, config.batch_size, config.max_steps_per_epoch)
     monitor_mode = "min" if config.best_epoch_metric == "val_loss" else "max"
     start = time.perf_counter()
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
                                       config.batch_size, n_train)
         history = model.fit(
             train, validation_data=validation, epochs=config.epochs, steps_per_epoch=steps,
-            class_weight=trainer_base.class_weights(counts, config.class_weighting), verbose=2,
+            class_weight=input_pipeline.class_weights(counts, config.class_weighting), verbose=2,
             callbacks=[
                 *([time_budget.BudgetCallback(budget, f"bench {args.arch}", config.batch_size,
                                               plan_dir)] if budget else []),
@@ -117,13 +118,13 @@ def main(argv=None) -> int:
     for mode in training_config.TTA_MODES:
         # autograph=False: nothing to convert, and autograph reads the source files again,
         # which may have changed on disk since they were imported.
-        predict = tf.function(lambda x, mode=mode: trainer_base.predict_probabilities(
+        predict = tf.function(lambda x, mode=mode: export.predict_probabilities(
             model, x, mode, config.tta_shift), autograph=False)
         labels, probabilities = [], []
         start = time.perf_counter()
         for batch in eval_data:
-            probabilities.append(predict(batch[trainer_base.IMAGE_XF]).numpy())
-            labels.append(batch[trainer_base.LABEL_XF].numpy().reshape(-1))
+            probabilities.append(predict(batch[input_pipeline.IMAGE_XF]).numpy())
+            labels.append(batch[input_pipeline.LABEL_XF].numpy().reshape(-1))
         eval_seconds[mode] = round(time.perf_counter() - start, 1)
         by_mode[mode] = np.concatenate(probabilities)
     labels = np.concatenate(labels)

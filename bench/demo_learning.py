@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from components import contract  # noqa: E402
-from components.models import trainer, trainer_base, training_config  # noqa: E402
+from components.models import input_pipeline, trainer, training_config  # noqa: E402
 from pipeline import configs, demo_data  # noqa: E402
 
 
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     train = (tf.data.Dataset.from_tensor_slices((x_train, y_train))
              .shuffle(len(y_train), seed=1).repeat().batch(args.batch))
     if args.augment:
-        augment = trainer_base.augmenter(42, config.zoom, config.crop_pad, config.erasing)
+        augment = input_pipeline.augmenter(42, config.zoom, config.crop_pad, config.erasing)
         train = train.map(lambda x, y: (augment(x, training=True), y))
     evaluation = tf.data.Dataset.from_tensor_slices((x_eval, y_eval)).batch(args.batch)
     if classes:

@@ -32,7 +32,7 @@ tf.config.threading.set_inter_op_parallelism_threads(cores)
 import tensorflow_transform as tft
 from tfx.components.trainer import fn_args_utils
 from tfx.types import standard_artifacts
-from components.models import trainer_base
+from components.models import input_pipeline
 from pipeline import configs
 
 examples = standard_artifacts.Examples()
@@ -43,11 +43,11 @@ graph.uri = graph_uri
 fn_args = fn_args_utils.get_common_fn_args(
     {"examples": [examples], "transform_graph": [graph]},
     {"train_args": '{"num_steps": 0}', "eval_args": '{"num_steps": 0}'}, working_dir="/tmp")
-n = sum(trainer_base.count_labels(fn_args.train_files, 7))
+n = sum(input_pipeline.count_labels(fn_args.train_files, 7))
 gpu = configs.get_profile("gpu").training_config("vgg16")
-augmenter = {"off": None, "basic": trainer_base.augmenter(42),
-             "gpu": trainer_base.augmenter(42, gpu["zoom"], gpu["crop_pad"], gpu["erasing"])}
-dataset = trainer_base.input_fn(fn_args.train_files, fn_args.data_accessor,
+augmenter = {"off": None, "basic": input_pipeline.augmenter(42),
+             "gpu": input_pipeline.augmenter(42, gpu["zoom"], gpu["crop_pad"], gpu["erasing"])}
+dataset = input_pipeline.input_fn(fn_args.train_files, fn_args.data_accessor,
                                 tft.TFTransformOutput(graph_uri), batch, training=True,
                                 augment=augmenter[augment],
                                 # stream: no num_examples, so no cache (and a 10k buffer)

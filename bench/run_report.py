@@ -20,7 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from components import contract  # noqa: E402
 from components.model_selector import executor as selector_executor  # noqa: E402
 from components.model_selector import selection as selection_lib  # noqa: E402
-from components.models import trainer_base  # noqa: E402
+from components.models import training_summary  # noqa: E402
 from pipeline import configs, local_outputs, run_summary  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def main(argv=None) -> int:
     per_class_rows = []
     for arch, candidate in selection.candidates.items():
         trainer_id = f"Trainer_{arch}"
-        summary = trainer_base.read_training_summary(run[trainer_id].uri("model_run"))
+        summary = training_summary.read_training_summary(run[trainer_id].uri("model_run"))
         config = json.loads(
             executions_by_node[trainer_id].custom_properties["custom_config"].string_value)
         steps, batch = config.get("max_steps_per_epoch") or "all", config["batch_size"]

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from components import contract
-from components.models import devices, trainer_base
+from components.models import devices, training_summary
 from pipeline import cli, configs, demo_data, local_outputs, run_summary
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ def test_allow_cpu_trains_the_gpu_profile_on_the_cpu_and_records_it(data, tmp_pa
     outputs = run_summary.latest_run(
         run_summary.sqlite_store(local_outputs.OutputLayout(out).metadata_path),
         configs.PIPELINE_NAME)
-    summary = trainer_base.read_training_summary(outputs["Trainer_vgg16"].uri("model_run"))
+    summary = training_summary.read_training_summary(outputs["Trainer_vgg16"].uri("model_run"))
     assert summary["settings"]["require_gpu"] is False
     assert summary["settings"]["mixed_precision"] is True  # the rest is the gpu profile's
     assert summary["devices"]["gpus"] == []

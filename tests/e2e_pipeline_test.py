@@ -22,7 +22,13 @@ from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import ingest_report
 from components.model_selector import executor as selector_executor
 from components.model_selector import selection as selection_lib
-from components.models import time_budget, trainer_base, training_metrics
+from components.models import (
+    export,
+    input_pipeline,
+    time_budget,
+    training_metrics,
+    training_summary,
+)
 from components.run_report import executor as report_executor
 from components.run_report import report as run_report
 from pipeline import configs, demo_data, local_outputs, run_summary
@@ -69,7 +75,7 @@ def test_the_console_shows_progress_and_the_log_file_the_rest(first_run):
     assert os.path.dirname(log_path) == local_outputs.OutputLayout(first_run["out"]).logs_dir
     for arch in contract.ARCHITECTURES:
         assert re.search(rf"\] Trainer_{arch} done in \d", console), arch
-        epochs_run = trainer_base.read_training_summary(
+        epochs_run = training_summary.read_training_summary(
             first_run["outputs"][f"Trainer_{arch}"].uri("model_run"))["epochs_run"]
         assert epochs_run >= 1
         for epoch in range(1, epochs_run + 1):  # early stopping may end it before the last
@@ -96,7 +102,7 @@ def test_each_trainer_planned_its_epochs_in_its_share_of_the_time_budget(first_r
     for arch in contract.ARCHITECTURES:
         assert re.search(rf"\] Trainer {arch}: [\d,]+ images/s -> {TRAINING['epochs']} epochs "
                          rf"of \d+ images in \w+ \(budget 20m00s, the epochs cap\)\n", console)
-        summary = trainer_base.read_training_summary(
+        summary = training_summary.read_training_summary(
             first_run["outputs"][f"Trainer_{arch}"].uri("model_run"))
         plan = summary["time_plan"]
         assert plan["budget_s"] == 1200 and plan["planned_epochs"] == TRAINING["epochs"]
@@ -119,9 +125,9 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     # Every training curve was recorded, for training and validation, each epoch run.
     for arch in contract.ARCHITECTURES:
         model_run = outputs[f"Trainer_{arch}"].uri("model_run")
-        epochs_run = trainer_base.read_training_summary(model_run)["epochs_run"]
+        epochs_run = training_summary.read_training_summary(model_run)["epochs_run"]
         assert 1 <= epochs_run <= TRAINING["epochs"]
-        with open(os.path.join(model_run, trainer_base.TRAINING_LOG)) as f:
+        with open(os.path.join(model_run, training_summary.TRAINING_LOG)) as f:
             history = run_report.read_training_log(f.read())
         for metric in training_metrics.TRAINING_CURVE_METRICS:
             for key in (metric, f"val_{metric}"):
@@ -175,7 +181,7 @@ def test_every_candidate_trained_evaluated_and_the_winner_pushed(first_run):
 
     # Early stopping watched the held-out part of training, never the eval split.
     for arch in contract.ARCHITECTURES:
-        validation_files = trainer_base.read_training_summary(
+        validation_files = training_summary.read_training_summary(
             outputs[f"Trainer_{arch}"].uri("model_run"))["validation_files"]
         assert validation_files and all("Split-valid" in p for p in validation_files)
 
@@ -319,9 +325,10 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
     for arch in selection.members().get(winner, [winner]):
         trainer_model = outputs[f"Trainer_{arch}"].artifacts["model"][0]
         config = TrainConfig.from_custom_config(_trainer_custom_config(out, trainer_model.id))
-        summary = trainer_base.read_training_summary(outputs[f"Trainer_{arch}"].uri("model_run"))
+        summary = training_summary.read_training_summary(
+            outputs[f"Trainer_{arch}"].uri("model_run"))
         keras_model = trainer.build_model(config, summary["hyperparameters"],
-                                          trainer_base.image_shape(tft_output))
+                                          input_pipeline.image_shape(tft_output))
         weights_dir = os.path.join(trainer_model.uri, warm_start.WEIGHTS_DIR)
         keras_model.load_weights(os.path.join(weights_dir, warm_start.WEIGHTS_FILE))
         with open(os.path.join(weights_dir, warm_start.SPEC_FILE)) as f:
@@ -329,7 +336,7 @@ def test_no_train_serve_skew_served_accuracy_is_the_evaluators(first_run):
         networks.append((trainer.classifier(keras_model), config))
 
     def keras_probabilities(images):
-        return np.mean([trainer_base.predict_probabilities(
+        return np.mean([export.predict_probabilities(
             network, images, config.test_time_augmentation, config.tta_shift).numpy()
             for network, config in networks], axis=0)
 

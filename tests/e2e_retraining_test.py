@@ -24,7 +24,7 @@ import pytest
 from components import contract, resolvers
 from components.image_example_gen import executor as example_gen_executor
 from components.image_example_gen import ingest_report
-from components.models import trainer_base, warm_start
+from components.models import training_summary, warm_start
 from pipeline import cli, configs, demo_data, local_outputs, run_summary
 
 # About 10 minutes on 2 cores: `make test-retraining` (CI runs it after `make test`).
@@ -70,7 +70,7 @@ def _serving_versions(out):
 
 
 def _summary(outputs):
-    return trainer_base.read_training_summary(outputs[f"Trainer_{ARCH}"].uri("model_run"))
+    return training_summary.read_training_summary(outputs[f"Trainer_{ARCH}"].uri("model_run"))
 
 
 def _write_span(data, span, seed):
@@ -93,7 +93,7 @@ def sequence(tmp_path_factory):
     _write_span(data, 2, seed=7)
     backup_logs = os.path.join(local_outputs.OutputLayout(out).pipeline_root,
                                f"Trainer_{ARCH}", "training_backup", "*",
-                               trainer_base.TRAINING_LOG)
+                               training_summary.TRAINING_LOG)
     window = ("--window-spans", "2")
     proc = subprocess.Popen(_command(data, out, *window), cwd=configs.PROJECT_ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -166,7 +166,7 @@ def test_killed_run_resumes_warm_started_and_pushes_only_if_not_worse(sequence):
         assert outputs[node].state == run_summary.CACHED, node   # reused by the restart
     # Resumed: the log holds each epoch once, 0..WARM_EPOCHS-1, across the kill.
     with open(os.path.join(outputs[f"Trainer_{ARCH}"].uri("model_run"),
-                           trainer_base.TRAINING_LOG)) as f:
+                           training_summary.TRAINING_LOG)) as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == list(range(WARM_EPOCHS)), epochs
     summary = _summary(outputs)

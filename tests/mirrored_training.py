@@ -70,7 +70,7 @@ def main(work_dir: str) -> int:
     from tfx.components.trainer import fn_args_utils
     from tfx_bsl.public import tfxio
 
-    from components.models import trainer, trainer_base
+    from components.models import trainer, training_summary
 
     graph_dir, files = transform(work_dir)
 
@@ -95,7 +95,7 @@ def main(work_dir: str) -> int:
                        "test_time_augmentation": "flip"},
         hyperparameters=None)
     trainer.run_fn(fn_args)
-    summary = trainer_base.read_training_summary(model_run)
+    summary = training_summary.read_training_summary(model_run)
     served = tf.saved_model.load(serving).signatures["serving_default"]
     from tests import image_folders
     outputs = served(tf.constant([image_folders.encode(image_folders.face("sad", seed=99))]))

@@ -1,8 +1,8 @@
 """A tiny stand-in for a pushed model, for serving tests that must not wait for a pipeline.
 
-Same contract as the Trainer's export (components/models/trainer_base.py): `serving_default`
+Same contract as the Trainer's export (components/models/export.py): `serving_default`
 takes encoded image bytes through the Transform module's decoder and returns the export's
-outputs (`trainer_base.prediction_outputs`),
+outputs (`model_export.prediction_outputs`),
 and the version carries the same warm-up file. The weights are random: tests check the plumbing,
 not accuracy (the pipeline's own pushed model is served in tests/e2e_pipeline_test.py).
 """
@@ -13,7 +13,7 @@ import os
 import tensorflow as tf
 
 from components import contract, transform, warmup
-from components.models import trainer_base
+from components.models import export as model_export
 from components.pusher import executor as pusher
 
 SIZE = contract.DEFAULT_IMAGE_SIZE
@@ -30,7 +30,7 @@ class TinyModel(tf.Module):
     def _predict(self, image_bytes):
         pixels = transform.decode_images(image_bytes, SIZE, 1)
         logits = tf.reshape(pixels, [-1, SIZE * SIZE]) @ self.weights
-        return trainer_base.prediction_outputs(tf.nn.softmax(logits), self.class_names)
+        return model_export.prediction_outputs(tf.nn.softmax(logits), self.class_names)
 
     @tf.function(input_signature=[
         tf.TensorSpec([None], tf.string, name=contract.SERVING_INPUT_KEY)])

@@ -3,7 +3,7 @@ class probabilities.
 
 Each member is a Trainer's model: its classifier and test-time views come from the `keras/`
 folder beside its SavedModel (warm_start.load_classifier). The export is the Trainers' own
-(trainer_base.export_members): one Transform layer feeding every network, each network with
+(model_export.export_members): one Transform layer feeding every network, each network with
 its own test-time views, the same signatures, outputs and warm-up records. TF Serving, fer-serve
 and the Evaluator take it as they take a single model, and it loads with TensorFlow alone.
 """
@@ -13,7 +13,8 @@ from typing import List, Mapping
 
 import tensorflow_transform as tft
 
-from components.models import trainer_base, warm_start
+from components.models import export as model_export
+from components.models import input_pipeline, warm_start
 
 MIN_MEMBERS = 2  # one network is its own candidate already
 
@@ -30,7 +31,7 @@ def export(member_dirs: Mapping[str, str], transform_graph_dir: str, export_dir:
         raise ValueError(f"an ensemble needs at least {MIN_MEMBERS} members, got "
                          f"{sorted(member_dirs)}")
     tf_transform_output = tft.TFTransformOutput(transform_graph_dir)
-    image_shape = [int(d) for d in trainer_base.image_shape(tf_transform_output)]
+    image_shape = [int(d) for d in input_pipeline.image_shape(tf_transform_output)]
     members, label_names = [], None
     for name, serving_model_dir in member_dirs.items():
         network, spec = warm_start.load_classifier(serving_model_dir)
@@ -41,7 +42,7 @@ def export(member_dirs: Mapping[str, str], transform_graph_dir: str, export_dir:
         if spec["label_names"] != label_names:
             raise ValueError(f"member {name} classifies {spec['label_names']}, another member "
                              f"{label_names}")
-        members.append(trainer_base.Member(network, spec["test_time_augmentation"],
+        members.append(model_export.Member(network, spec["test_time_augmentation"],
                                            spec["tta_shift"]))
-    trainer_base.export_members(members, tf_transform_output, label_names, export_dir)
+    model_export.export_members(members, tf_transform_output, label_names, export_dir)
     return label_names

@@ -17,7 +17,7 @@ from tfx.utils import io_utils, path_utils
 
 from components import contract, transform, warmup
 from components.ensemble import ensemble, executor
-from components.models import trainer, trainer_base, warm_start
+from components.models import export, input_pipeline, trainer, warm_start
 from components.models.training_config import TrainConfig
 from tests import image_folders
 
@@ -66,12 +66,12 @@ def _train_member(arch: str, model_uri: str, tf_transform_output, seed: int) -> 
     config = TrainConfig(architecture=arch, label_names=LABELS, width=0.0625,
                          **MEMBER_SETTINGS[arch])
     hparams = trainer.default_hyperparameters(config)
-    shape = trainer_base.image_shape(tf_transform_output)
+    shape = input_pipeline.image_shape(tf_transform_output)
     keras.utils.set_random_seed(seed)
     model = trainer.build_model(config, hparams, shape)
     serving_model_dir = path_utils.serving_model_dir(model_uri)
     warm_start.save(model, config, shape, hparams, serving_model_dir)
-    trainer_base.export_model(trainer.classifier(model), tf_transform_output, LABELS,
+    export.export_model(trainer.classifier(model), tf_transform_output, LABELS,
                               serving_model_dir, config.test_time_augmentation, config.tta_shift)
     return model_uri
 

@@ -3,7 +3,7 @@ import keras
 import keras_tuner
 import pytest
 
-from components.models import resnet50, trainer, trainer_base, training_config, vgg16
+from components.models import export, input_pipeline, resnet50, trainer, training_config, vgg16
 
 
 @pytest.mark.parametrize("builder, variant, feature_px", [
@@ -45,7 +45,7 @@ def test_train_config_rejects_unknown_settings():
 
 
 def test_class_weights_balance_the_classes():
-    weights = trainer_base.class_weights([300, 100, 0])
+    weights = input_pipeline.class_weights([300, 100, 0])
     assert weights[0] * 300 == pytest.approx(weights[1] * 100)
     assert weights[2] == 0.0
     assert (300 * weights[0] + 100 * weights[1]) / 400 == pytest.approx(1.0)
@@ -157,12 +157,12 @@ def test_test_time_views_average_the_model_over_mirrors_and_shifted_crops():
     model = _asymmetric_model()
     images = tf.constant(np.random.default_rng(1).random((4, 8, 8, 1)), tf.float32)
     plain = model(images).numpy()
-    none = trainer_base.predict_probabilities(model, images, "none").numpy()
+    none = export.predict_probabilities(model, images, "none").numpy()
     np.testing.assert_allclose(none, plain, rtol=1e-6)
-    flip = trainer_base.predict_probabilities(model, images, "flip").numpy()
+    flip = export.predict_probabilities(model, images, "flip").numpy()
     mirrored = model(images[:, :, ::-1, :]).numpy()
     np.testing.assert_allclose(flip, (plain + mirrored) / 2, rtol=1e-5)
-    crops = trainer_base.predict_probabilities(model, images, "crops", tta_shift=2).numpy()
+    crops = export.predict_probabilities(model, images, "crops", tta_shift=2).numpy()
     padded = np.pad(images.numpy(), [(0, 0), (2, 2), (2, 2), (0, 0)], mode="reflect")
     views = [padded[:, 2 - dy:10 - dy, 2 - dx:10 - dx, :]
              for dy, dx in [(0, 0), (-2, -2), (-2, 2), (2, -2), (2, 2)]]
@@ -171,7 +171,7 @@ def test_test_time_views_average_the_model_over_mirrors_and_shifted_crops():
     np.testing.assert_allclose(crops, expected, rtol=1e-5)
     assert not np.allclose(crops, flip)
     with pytest.raises(ValueError, match="unknown test-time augmentation"):
-        trainer_base.predict_probabilities(model, images, "crops10")
+        export.predict_probabilities(model, images, "crops10")
 
 
 def test_keras_3_everywhere():
@@ -181,10 +181,10 @@ def test_keras_3_everywhere():
 
 
 def test_shuffle_buffer_covers_the_split_within_its_memory_cap():
-    assert trainer_base.shuffle_buffer_size(28_273, (48, 48, 1)) == 28_273   # FER2013 train
-    capped = trainer_base.shuffle_buffer_size(10**6, (224, 224, 3))
+    assert input_pipeline.shuffle_buffer_size(28_273, (48, 48, 1)) == 28_273   # FER2013 train
+    capped = input_pipeline.shuffle_buffer_size(10**6, (224, 224, 3))
     assert 0 < capped < 10**6
-    assert capped * 4 * 224 * 224 * 3 <= trainer_base.SHUFFLE_BUFFER_BYTES
+    assert capped * 4 * 224 * 224 * 3 <= input_pipeline.SHUFFLE_BUFFER_BYTES
 
 
 class _ExamplesOnly:
@@ -211,13 +211,13 @@ def _write_sorted_examples(path, per_class):
         for label in range(6):
             for i in range(per_class):
                 writer.write(tf.train.Example(features=tf.train.Features(feature={
-                    trainer_base.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
+                    input_pipeline.IMAGE_XF: tf.train.Feature(float_list=tf.train.FloatList(
                         value=[float(label), float(i), 0.0, 0.0])),
-                    trainer_base.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
+                    input_pipeline.LABEL_XF: tf.train.Feature(int64_list=tf.train.Int64List(
                         value=[label])),
                 })).SerializeToString())
-    spec = {trainer_base.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
-            trainer_base.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
+    spec = {input_pipeline.IMAGE_XF: tf.io.FixedLenFeature([2, 2, 1], tf.float32),
+            input_pipeline.LABEL_XF: tf.io.FixedLenFeature([], tf.int64)}
     return _ExamplesOnly(spec)
 
 
@@ -226,7 +226,7 @@ def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_p
     # batches of classes 0 and 1 only.
     path = str(tmp_path / "sorted.gz")
     fake = _write_sorted_examples(path, 5_000)
-    dataset = trainer_base.input_fn([path], fake, fake, batch_size=128, training=True,
+    dataset = input_pipeline.input_fn([path], fake, fake, batch_size=128, training=True,
                                num_examples=30_000)
     _, labels = next(iter(dataset))
     assert set(labels.numpy().tolist()) == set(range(6))
@@ -235,7 +235,7 @@ def test_training_batches_mix_classes_when_examples_arrive_sorted_by_class(tmp_p
 def test_a_split_that_fits_in_memory_is_cached_and_reshuffled_each_epoch(tmp_path):
     path = str(tmp_path / "sorted.gz")
     fake = _write_sorted_examples(path, 50)
-    dataset = trainer_base.input_fn([path], fake, fake, batch_size=100, training=True,
+    dataset = input_pipeline.input_fn([path], fake, fake, batch_size=100, training=True,
                                     num_examples=300)
     batches = iter(dataset)
 
@@ -254,7 +254,7 @@ def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
     path = str(tmp_path / "sorted.gz")
     fake = _write_sorted_examples(path, 100)
 
-    dataset = trainer_base.input_fn([path], fake, fake, batch_size=16, training=False,
+    dataset = input_pipeline.input_fn([path], fake, fake, batch_size=16, training=False,
                                num_examples=600, max_examples=60)
 
     def one_pass():  # (label, index) of each example, in order
@@ -265,7 +265,7 @@ def test_capped_validation_is_one_fixed_subset_across_the_classes(tmp_path):
     assert len(first) == 60 and len(set(first)) == 60
     assert first == second                       # the same examples on every epoch
     assert {label for label, _ in first} == set(range(6))  # not the first 60 of one class
-    uncapped = trainer_base.input_fn([path], fake, fake, batch_size=16, training=False)
+    uncapped = input_pipeline.input_fn([path], fake, fake, batch_size=16, training=False)
     assert sum(int(np.size(labels)) for _, labels in uncapped) == 600
 
 

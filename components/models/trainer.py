@@ -5,7 +5,8 @@ would otherwise switch `tf.keras` to Keras 2 (TF_USE_LEGACY_KERAS=1), which Kera
 `components/__init__.py` sets TF_USE_LEGACY_KERAS=0 before TensorFlow is imported.
 
 Training settings come in each component's `custom_config` (training_config.TrainConfig); the
-input pipeline and the exported model are in trainer_base.py.
+input pipeline, the exported model and the training summary are in input_pipeline.py, export.py
+and training_summary.py.
 """
 from __future__ import annotations
 
@@ -25,12 +26,14 @@ from tfx import v1 as tfx
 from components.models import (
     backup_key,
     devices,
+    export,
+    input_pipeline,
     progress,
     resnet50,
     time_budget,
-    trainer_base,
     training_config,
     training_metrics,
+    training_summary,
     vgg16,
     warm_start,
 )
@@ -88,7 +91,7 @@ def build_model(config: TrainConfig, hparams: Dict[str, Any], image_shape,
         trainable_base_layers=int(hparams.get("trainable_base_layers", -1)), width=config.width)
     if config.augment and config.augment_in_model:
         inputs = keras.Input(shape=image_shape, name="image")
-        augment = trainer_base.augmenter(config.seed, config.zoom, config.crop_pad,
+        augment = input_pipeline.augmenter(config.seed, config.zoom, config.crop_pad,
                                          config.erasing)
         model = keras.Model(inputs, model(augment(inputs)), name=TRAINING_MODEL_NAME)
     lr = float(hparams["learning_rate"]) * replicas
@@ -175,9 +178,9 @@ def _backup_dir(fn_args: tfx.components.FnArgs) -> str:
 
 def _training_input(fn_args: tfx.components.FnArgs, tf_transform_output: tft.TFTransformOutput,
                     config: TrainConfig, counts, batch_size: int) -> tf.data.Dataset:
-    augment = (trainer_base.augmenter(config.seed, config.zoom, config.crop_pad, config.erasing)
+    augment = (input_pipeline.augmenter(config.seed, config.zoom, config.crop_pad, config.erasing)
                if config.augment and not config.augment_in_model else None)
-    return trainer_base.input_fn(
+    return input_pipeline.input_fn(
         fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size,
         training=True, augment=augment, seed=config.seed, num_examples=sum(counts),
         one_hot_classes=one_hot_classes(config))
@@ -188,9 +191,9 @@ def _validation_input(fn_args: tfx.components.FnArgs,
                       config: TrainConfig, batch_size: int) -> tf.data.Dataset:
     """The Trainer's eval split (`valid` when the pipeline has one), or a fixed subset of
     `config.validation_examples` of it."""
-    num_examples = (sum(trainer_base.count_labels(fn_args.eval_files, config.num_classes))
+    num_examples = (sum(input_pipeline.count_labels(fn_args.eval_files, config.num_classes))
                     if config.validation_examples else 0)
-    return trainer_base.input_fn(
+    return input_pipeline.input_fn(
         fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size,
         training=False, seed=config.seed, num_examples=num_examples,
         max_examples=config.validation_examples, one_hot_classes=one_hot_classes(config))
@@ -246,12 +249,12 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     batch_size = config.batch_size * replicas  # config.batch_size is per replica
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
     hparams = _hyperparameters(fn_args, config)
-    counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
+    counts = input_pipeline.count_labels(fn_args.train_files, config.num_classes)
     logging.info("Training %s (%s, width %s) on %s examples per class with %s on %d replica(s)",
                  config.architecture, config.variant, config.width,
                  dict(zip(config.label_names, counts, strict=True)), hparams, replicas)
 
-    image_shape = trainer_base.image_shape(tf_transform_output)
+    image_shape = input_pipeline.image_shape(tf_transform_output)
     # A warm start keeps the base model's head: the weights fix its shape.
     hparams.update(warm_start.base_shape_hyperparameters(fn_args.base_model))
     with strategy.scope():
@@ -268,7 +271,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     evaluation = _validation_input(fn_args, tf_transform_output, config, batch_size)
 
     backup_root = _backup_dir(fn_args)
-    training_log = os.path.join(backup_root, trainer_base.TRAINING_LOG)
+    training_log = os.path.join(backup_root, training_summary.TRAINING_LOG)
     tf.io.gfile.makedirs(backup_root)
     steps_per_epoch = _steps(sum(counts), batch_size, config.max_steps_per_epoch)
     label = f"Trainer {config.architecture}"
@@ -300,7 +303,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         train, validation_data=evaluation, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
         # No validation_steps: with it, Keras 3 reuses one exhausted iterator and validates only
         # every other epoch. The eval dataset is finite, so each epoch reads all of it.
-        class_weight=trainer_base.class_weights(counts, config.class_weighting),
+        class_weight=input_pipeline.class_weights(counts, config.class_weighting),
         callbacks=callbacks, verbose=2)
     summary = {"architecture": config.architecture, "variant": config.variant,
                "width": config.width, "hyperparameters": hparams,
@@ -317,15 +320,15 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
                "time_plan": budget.plan.to_json() if budget else None,
                "settings": dataclasses.asdict(config),
                "history": {k: [float(v) for v in vs] for k, vs in history.history.items()}}
-    trainer_base.write_training_summary(fn_args.model_run_dir, summary)
+    training_summary.write_training_summary(fn_args.model_run_dir, summary)
     warm_start.save(model, config, image_shape, hparams, fn_args.serving_model_dir)
-    trainer_base.export_model(classifier(model), tf_transform_output, config.label_names,
+    export.export_model(classifier(model), tf_transform_output, config.label_names,
                               fn_args.serving_model_dir, config.test_time_augmentation,
                               config.tta_shift)
     # The log spans restarts; keep it with the run, then drop the backup of a finished run.
     if tf.io.gfile.exists(training_log):  # absent when epochs=0
         tf.io.gfile.copy(training_log,
-                         os.path.join(fn_args.model_run_dir, trainer_base.TRAINING_LOG),
+                         os.path.join(fn_args.model_run_dir, training_summary.TRAINING_LOG),
                          overwrite=True)
     tf.io.gfile.rmtree(backup_root)
 
@@ -340,8 +343,8 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     replicas = strategy.num_replicas_in_sync
     batch_size = config.batch_size * replicas
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
-    image_shape = trainer_base.image_shape(tf_transform_output)
-    counts = trainer_base.count_labels(fn_args.train_files, config.num_classes)
+    image_shape = input_pipeline.image_shape(tf_transform_output)
+    counts = input_pipeline.count_labels(fn_args.train_files, config.num_classes)
 
     tuner = keras_tuner.Tuner(
         oracle=DefaultsFirstOracle(
@@ -362,7 +365,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
         "validation_data": evaluation,
         "epochs": config.tuner_epochs,
         "steps_per_epoch": steps_per_epoch,
-        "class_weight": trainer_base.class_weights(counts, config.class_weighting),
+        "class_weight": input_pipeline.class_weights(counts, config.class_weighting),
         "callbacks": [progress.EpochProgress(f"Tuner {config.architecture} trial",
                                              config.tuner_epochs,
                                              min(steps_per_epoch * batch_size, sum(counts)))],

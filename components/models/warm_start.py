@@ -25,7 +25,7 @@ WEIGHTS_DIR = "keras"
 WEIGHTS_FILE = "model.weights.h5"   # Keras 3 wants this suffix
 SPEC_FILE = "network.json"          # what the weights fit, and their digest
 # The exported classifier (no training wrapper, no optimizer), as keras.saving.load_model reads
-# it, and the spec fields of how its export serves it (trainer_base.Member).
+# it, and the spec fields of how its export serves it (export.Member).
 CLASSIFIER_FILE = "classifier.keras"
 SERVING_SPEC_KEYS = ("test_time_augmentation", "tta_shift")
 

@@ -12,7 +12,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from components import contract
 from components import evaluation as evaluation_lib
-from components.models import trainer_base
+from components.models import training_summary
 from components.run_report import plots, report
 
 STATISTICS_FILE = "FeatureStats.pb"   # what StatisticsGen writes per split
@@ -62,8 +62,8 @@ def anomalies(anomalies_uri: str, splits: Sequence[str]) -> Dict[str, List[str]]
 
 
 def training(model_run_uri: str) -> report.Training:
-    summary = trainer_base.read_training_summary(model_run_uri)
-    log_path = os.path.join(model_run_uri, trainer_base.TRAINING_LOG)
+    summary = training_summary.read_training_summary(model_run_uri)
+    log_path = os.path.join(model_run_uri, training_summary.TRAINING_LOG)
     history = summary.get("history", {})
     if tf.io.gfile.exists(log_path):  # spans restarts, unlike the summary's history
         with tf.io.gfile.GFile(log_path) as f:
