@@ -14,6 +14,13 @@ from components import contract, quiet_start
 from serving import faces as faces_lib
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """fer-client's command line: the subcommands predict, status and metadata, each with the
     connection options (protocol, server, model, version or label, timeout, retries, TLS)."""
@@ -43,8 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+",
                          help="face crops, or photos with --faces; '-' reads one from stdin")
     predict.add_argument("--signature", default=contract.SERVING_SIGNATURE)
-    predict.add_argument("--batch-size", type=int, default=32)
-    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--batch-size", type=_positive_int, default=32)
+    predict.add_argument("--top-k", type=_positive_int, default=3)
     predict.add_argument("--format", choices=("table", "jsonl"), default="table")
     predict.add_argument("--faces", action="store_true",
                          help="find faces in each photo (OpenCV Haar cascade) and classify each")

@@ -33,6 +33,8 @@ def ready_ports(log_line: str) -> Optional[Tuple[int, Optional[int]]]:
     if READY_MESSAGE not in log_line:
         return None
     match = _READY_PORTS.search(log_line)
+    if match is None:
+        return None
     return int(match["grpc"]), int(match["rest"]) if match["rest"] else None
 
 
@@ -99,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
     """The ServerConfig of parsed `args` (`--rest-port` below 0: no REST server). Raises
     SystemExit with the reason for --ssl-cert without --ssl-key or the reverse, --ssl-client-ca
-    without them, or a limit that is not positive."""
+    without them, a limit that is not positive, or a count or interval out of range."""
     if bool(args.ssl_cert) != bool(args.ssl_key):
         raise SystemExit("fer-serve: --ssl-cert and --ssl-key go together")
     if args.ssl_client_ca and not args.ssl_cert:
@@ -108,6 +110,17 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     for name, value in dataclasses.asdict(limits).items():
         if value <= 0:
             raise SystemExit(f"fer-serve: {name.replace('_', '-')} must be positive")
+    # The other numbers: a traceback at start-up, or a scan of the directory without pause.
+    for flag, value, least in (("--poll-interval", args.poll_interval, "positive"),
+                               ("--num-latest", args.num_latest, "positive"),
+                               ("--threads", args.threads, "positive"),
+                               ("--max-batch-size", args.max_batch_size, "positive"),
+                               ("--max-load-retries", args.max_load_retries, "0 or more"),
+                               ("--load-retry-interval", args.load_retry_interval, "0 or more"),
+                               ("--batch-timeout-ms", args.batch_timeout_ms, "0 or more"),
+                               ("--grace", args.grace, "0 or more")):
+        if value < 0 or (value == 0 and least == "positive"):
+            raise SystemExit(f"fer-serve: {flag} must be {least}, got {value}")
     return ServerConfig(
         model_base_path=args.model_base_path, model_name=args.model_name, host=args.host,
         grpc_port=args.port, rest_port=None if args.rest_port < 0 else args.rest_port,
