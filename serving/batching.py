@@ -98,15 +98,16 @@ class Batcher:
         """Refuses new requests (UNAVAILABLE), answers those still queued with UNAVAILABLE and
         asks the thread to end after the batch it holds; returns without waiting for it."""
         self._stopped = True
-        self._queue.put(None)
         while True:  # whatever is still queued gets an answer
             try:
                 task = self._queue.get_nowait()
             except queue.Empty:
-                return
+                break
             if task is not None:
                 task.answer(error=errors.ServingError(grpc.StatusCode.UNAVAILABLE,
                                                       "the server is stopping"))
+        # The stop signal goes last: drained with the tasks, it would leave the thread waiting.
+        self._queue.put(None)
 
     def _ensure_thread(self) -> None:
         with self._thread_lock:

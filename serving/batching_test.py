@@ -127,6 +127,8 @@ def test_a_batching_thread_that_stopped_is_restarted():
 def test_stop_answers_what_is_still_queued():
     batcher = Batcher(max_batch_size=4, timeout_s=0.01, execute=doubling)
     batcher.stop()
+    batcher._thread.join(timeout=5)
+    assert not batcher._thread.is_alive()  # the batching thread ends too
     with pytest.raises(errors.ServingError) as e:
         batcher.run(VERSION, "sig", {"x": np.ones((1, 1))}, time.monotonic() + 1)
     assert e.value.code == grpc.StatusCode.UNAVAILABLE
