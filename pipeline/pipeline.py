@@ -149,98 +149,12 @@ def create_pipeline(
     components = [example_gen, schema_gen, statistics_gen, example_validator, validation_gate,
                   *drift_check, *([window] if window else []), transform]
     report_models: Mapping[str, Any] = {}  # what the report shows beside the data
-
     if training:
-        baseline = _serving_model(kfp_v2_resolvers)
-        components.append(baseline)
-        eval_config = evaluation.eval_config(label_names, min_accuracy, selection_metric,
-                                             change_tolerance)
-        train_args = tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT], num_steps=0)
-        eval_args = tfx.proto.EvalArgs(
-            splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
-            num_steps=0)
-
-        def evaluator(candidate: str, model: tfx.dsl.Channel) -> tfx.components.Evaluator:
-            # Every candidate on the same examples, split, config and baseline.
-            return tfx.components.Evaluator(
-                examples=example_gen.outputs["examples"],
-                model=model,
-                baseline_model=baseline.outputs["model"],
-                eval_config=eval_config,
-                example_splits=[contract.EVAL_SPLIT],
-            ).with_id(f"Evaluator_{candidate}")
-
-        candidates, report_candidates = {}, {}
-        for arch, settings in training.items():
-            custom_config = {**settings, "architecture": arch, "label_names": label_names,
-                             training_config.OUTPUTS_VERSION_KEY:
-                                 training_config.OUTPUTS_VERSION}
-            tuner = None
-            # A search of no trials is no search: the Trainer takes the default hyperparameters.
-            trials = settings.get("tuner_trials", DEFAULT_TUNER_TRIALS)
-            if enable_tuning and trials > 0:
-                tuner = tfx.components.Tuner(
-                    tuner_fn=TUNER_FN,
-                    examples=transform.outputs["transformed_examples"],
-                    transform_graph=transform.outputs["transform_graph"],
-                    train_args=train_args,
-                    eval_args=eval_args,
-                    custom_config=custom_config,
-                ).with_id(f"Tuner_{arch}")
-                components.append(tuner)
-            base_model = None
-            if warm_start and not kfp_v2_resolvers:
-                base_model = _latest_pushed_model(
-                    arch, examples=example_gen.outputs["examples"]).with_id(f"WarmStart_{arch}")
-                components.append(base_model)
-            trainer = tfx.components.Trainer(
-                run_fn=RUN_FN,
-                examples=transform.outputs["transformed_examples"],
-                transform_graph=transform.outputs["transform_graph"],
-                hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
-                base_model=base_model.outputs[resolvers.MODEL_KEY] if base_model else None,
-                train_args=train_args,
-                eval_args=eval_args,
-                custom_config=custom_config,
-            ).with_id(f"Trainer_{arch}")
-            arch_evaluator = evaluator(arch, trainer.outputs["model"])
-            components += [trainer, arch_evaluator]
-            candidates[arch] = {"model": trainer.outputs["model"],
-                                "blessing": arch_evaluator.outputs["blessing"],
-                                "evaluation": arch_evaluator.outputs["evaluation"]}
-            report_candidates[arch] = {"model_run": trainer.outputs["model_run"],
-                                       "evaluation": arch_evaluator.outputs["evaluation"]}
-        if len(training) >= ensemble_lib.MIN_MEMBERS:
-            ensemble = Ensemble(
-                models={arch: candidates[arch]["model"] for arch in training},
-                transform_graph=transform.outputs["transform_graph"]).with_id(ENSEMBLE_ID)
-            ensemble_evaluator = evaluator(contract.ENSEMBLE, ensemble.outputs["model"])
-            components += [ensemble, ensemble_evaluator]
-            candidates[contract.ENSEMBLE] = {
-                "model": ensemble.outputs["model"],
-                "blessing": ensemble_evaluator.outputs["blessing"],
-                "evaluation": ensemble_evaluator.outputs["evaluation"]}
-            report_candidates[contract.ENSEMBLE] = {
-                "evaluation": ensemble_evaluator.outputs["evaluation"]}
-        selector = ModelSelector(candidates=candidates, metric=selection_metric,
-                                 label_names=label_names).with_id(MODEL_SELECTOR_ID)
-        components.append(selector)
-        pusher = None
-        if serving_dir:
-            pusher = tfx.components.Pusher(
-                model=selector.outputs["model"],
-                model_blessing=selector.outputs["blessing"],
-                push_destination=tfx.proto.PushDestination(
-                    filesystem=tfx.proto.PushDestination.Filesystem(
-                        base_directory=os.path.join(serving_dir, model_name))),
-                custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
-            ).with_id(PUSHER_ID)
-            components.append(pusher)
-        report_models = {
-            "candidates": report_candidates,
-            "selection": selector.outputs["blessing"],
-            "pushed_model": pusher.outputs["pushed_model"] if pusher else None,
-        }
+        model_components, report_models = _model_half(
+            example_gen, transform, training, label_names, split_folders, split_ratios,
+            validation_fraction, enable_tuning, warm_start, min_accuracy, selection_metric,
+            change_tolerance, serving_dir, model_name, kfp_v2_resolvers)
+        components += model_components
     components.append(RunReport(
         examples=example_gen.outputs["examples"],
         ingest_report=example_gen.outputs[example_gen_executor.INGEST_REPORT_KEY],
@@ -256,6 +170,118 @@ def create_pipeline(
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args),
     )
+
+
+def _model_half(example_gen, transform, training: Mapping[str, Mapping[str, Any]],
+                label_names: List[str], split_folders, split_ratios, validation_fraction: float,
+                enable_tuning: bool, warm_start: bool, min_accuracy: float,
+                selection_metric: str, change_tolerance: float, serving_dir: Optional[str],
+                model_name: str, kfp_v2_resolvers: bool):
+    """(components, what the report shows of them): the serving model as baseline, each
+    architecture's chain, with two or more the Ensemble and its Evaluator, then ModelSelector
+    and, with `serving_dir`, the Pusher."""
+    baseline = _serving_model(kfp_v2_resolvers)
+    components: List[Any] = [baseline]
+    eval_config = evaluation.eval_config(label_names, min_accuracy, selection_metric,
+                                         change_tolerance)
+    train_args = tfx.proto.TrainArgs(splits=[contract.TRAIN_SPLIT], num_steps=0)
+    eval_args = tfx.proto.EvalArgs(
+        splits=[contract.validation_split(validation_fraction, split_folders, split_ratios)],
+        num_steps=0)
+
+    def evaluator(candidate: str, model: tfx.dsl.Channel) -> tfx.components.Evaluator:
+        # Every candidate on the same examples, split, config and baseline.
+        return tfx.components.Evaluator(
+            examples=example_gen.outputs["examples"],
+            model=model,
+            baseline_model=baseline.outputs["model"],
+            eval_config=eval_config,
+            example_splits=[contract.EVAL_SPLIT],
+        ).with_id(f"Evaluator_{candidate}")
+
+    candidates, report_candidates = {}, {}
+    for arch, settings in training.items():
+        chain, trainer = _architecture_chain(
+            arch, settings, label_names, example_gen, transform, train_args, eval_args,
+            enable_tuning, warm_start and not kfp_v2_resolvers)
+        arch_evaluator = evaluator(arch, trainer.outputs["model"])
+        components += [*chain, arch_evaluator]
+        candidates[arch] = {"model": trainer.outputs["model"],
+                            "blessing": arch_evaluator.outputs["blessing"],
+                            "evaluation": arch_evaluator.outputs["evaluation"]}
+        report_candidates[arch] = {"model_run": trainer.outputs["model_run"],
+                                   "evaluation": arch_evaluator.outputs["evaluation"]}
+    if len(training) >= ensemble_lib.MIN_MEMBERS:
+        ensemble = Ensemble(
+            models={arch: candidates[arch]["model"] for arch in training},
+            transform_graph=transform.outputs["transform_graph"]).with_id(ENSEMBLE_ID)
+        ensemble_evaluator = evaluator(contract.ENSEMBLE, ensemble.outputs["model"])
+        components += [ensemble, ensemble_evaluator]
+        candidates[contract.ENSEMBLE] = {
+            "model": ensemble.outputs["model"],
+            "blessing": ensemble_evaluator.outputs["blessing"],
+            "evaluation": ensemble_evaluator.outputs["evaluation"]}
+        report_candidates[contract.ENSEMBLE] = {
+            "evaluation": ensemble_evaluator.outputs["evaluation"]}
+    selector = ModelSelector(candidates=candidates, metric=selection_metric,
+                             label_names=label_names).with_id(MODEL_SELECTOR_ID)
+    components.append(selector)
+    pusher = None
+    if serving_dir:
+        pusher = tfx.components.Pusher(
+            model=selector.outputs["model"],
+            model_blessing=selector.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(
+                    base_directory=os.path.join(serving_dir, model_name))),
+            custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+        ).with_id(PUSHER_ID)
+        components.append(pusher)
+    return components, {
+        "candidates": report_candidates,
+        "selection": selector.outputs["blessing"],
+        "pushed_model": pusher.outputs["pushed_model"] if pusher else None,
+    }
+
+
+def _architecture_chain(arch: str, settings: Mapping[str, Any], label_names: List[str],
+                        example_gen, transform, train_args, eval_args, enable_tuning: bool,
+                        warm_start: bool):
+    """([Tuner_<arch>, WarmStart_<arch>, Trainer_<arch>] as configured, the Trainer): one
+    architecture from the transformed examples to its trained model."""
+    custom_config = {**settings, "architecture": arch, "label_names": label_names,
+                     training_config.OUTPUTS_VERSION_KEY: training_config.OUTPUTS_VERSION}
+    chain: List[Any] = []
+    tuner = None
+    # A search of no trials is no search: the Trainer takes the default hyperparameters.
+    trials = settings.get("tuner_trials", DEFAULT_TUNER_TRIALS)
+    if enable_tuning and trials > 0:
+        tuner = tfx.components.Tuner(
+            tuner_fn=TUNER_FN,
+            examples=transform.outputs["transformed_examples"],
+            transform_graph=transform.outputs["transform_graph"],
+            train_args=train_args,
+            eval_args=eval_args,
+            custom_config=custom_config,
+        ).with_id(f"Tuner_{arch}")
+        chain.append(tuner)
+    base_model = None
+    if warm_start:
+        base_model = _latest_pushed_model(
+            arch, examples=example_gen.outputs["examples"]).with_id(f"WarmStart_{arch}")
+        chain.append(base_model)
+    trainer = tfx.components.Trainer(
+        run_fn=RUN_FN,
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        hyperparameters=tuner.outputs["best_hyperparameters"] if tuner else None,
+        base_model=base_model.outputs[resolvers.MODEL_KEY] if base_model else None,
+        train_args=train_args,
+        eval_args=eval_args,
+        custom_config=custom_config,
+    ).with_id(f"Trainer_{arch}")
+    chain.append(trainer)
+    return chain, trainer
 
 
 def _drift_check(example_gen, statistics_gen, config, accept_drift: bool,
