@@ -72,21 +72,27 @@ def main(argv=None) -> int:
           "|---|---|---|---|---|---|---|---|---|---|")
     per_class_rows = []
     for arch, candidate in selection.candidates.items():
+        metrics = candidate["metrics"]
+        per_class_rows.append((arch, metrics["per_class"]))
         trainer_id = f"Trainer_{arch}"
+        if trainer_id not in run.nodes:  # the ensemble: trained by its members' Trainers
+            print(f"| {arch} | - | - | - | - | - "
+                  f"| {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f} "
+                  f"| {metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f} "
+                  f"| {candidate['blessed']} | - |")
+            continue
         summary = training_summary.read_training_summary(run[trainer_id].uri("model_run"))
         config = json.loads(
             executions_by_node[trainer_id].custom_properties["custom_config"].string_value)
         steps, batch = config.get("max_steps_per_epoch") or "all", config["batch_size"]
         epochs = summary["epochs_run"]
         seen = epochs * summary.get("steps_per_epoch", 0) * batch or None
-        metrics = candidate["metrics"]
         val = ", ".join(f"{v:.3f}" for v in summary["history"].get("val_accuracy", []))
         print(f"| {arch} ({summary['variant']}) | {epochs} | {steps} | {batch} | {seen} "
               f"| {val or '-'} "
               f"| {metrics.get(contract.ACCURACY_METRIC, float('nan')):.4f} "
               f"| {metrics.get(contract.MACRO_F1_METRIC, float('nan')):.4f} "
               f"| {candidate['blessed']} | {seconds.get(trainer_id, 0.0) / 60:.1f} min |")
-        per_class_rows.append((arch, metrics["per_class"]))
     if per_class_rows:
         names = sorted({n for _, pc in per_class_rows for n in pc}, key=str)
         print("\nPer-class F1 (one-vs-rest on the argmax):\n")
