@@ -6,7 +6,7 @@ how many epochs follow), timing its steps after the first few (tracing, the shuf
 fill) and its validation pass. At the end of that epoch it plans how many epochs fit in what is
 left of the budget, less a reserve for the export, and the learning-rate schedule runs over
 that many: it ends when the budget does. Each later epoch plans again from the pace of the
-latest ones, so a machine that was busy during the first epoch, or becomes busy, moves the end
+latest ones (past a dead band: noise in the pace does not move it), so a machine that was busy during the first epoch, or becomes busy, moves the end
 of the schedule back to the budget's (the learning rate then follows the new count of epochs).
 The plan is logged on the console, kept beside the
 Trainer's backup (a Trainer restarted after a kill keeps it, and counts the time spent before
@@ -41,6 +41,12 @@ FINISH_RESERVE_S = 60.0
 
 # Later epochs re-plan from the mean wall time of this many of the latest (one alone is noisy).
 REPLAN_WINDOW = 3
+# A dead band against re-planning on noise: a later epoch keeps the plan while it would end
+# within this fraction of the time left of the budget's end, plus one epoch short of it. Without
+# it VGG16-fer's plan on FER2013 swung between 50 and 53 epochs 13 times, moving its learning
+# rate back and forth (BENCHMARKS.md#fer2013-cpu-2h). The band narrows as the end nears, so the
+# last epochs still end at the budget.
+REPLAN_TOLERANCE = 0.03
 
 # Why training ended (TimePlan.stopped_by).
 STOPPED_BY_PLAN = "plan"          # the planned epochs ran
@@ -76,13 +82,33 @@ class TimePlan:
         return cls(**{k: v for k, v in data.items() if k in fields})
 
 
+def epochs_that_fit(budget_s: float, spent_s: float, epoch_s: float, epochs_done: int,
+                    finish_reserve_s: float = FINISH_RESERVE_S) -> float:
+    """Epochs done plus the (fractional) epochs the time left holds before the budget."""
+    left = budget_s - spent_s - finish_reserve_s
+    return epochs_done + (max(0.0, left / epoch_s) if epoch_s > 0 else 0.0)
+
+
 def plan_epochs(budget_s: float, spent_s: float, epoch_s: float, epochs_done: int,
                 epochs_cap: int, finish_reserve_s: float = FINISH_RESERVE_S) -> int:
     """How many epochs in all (at least `epochs_done`, at most `epochs_cap`) end before the
     budget, given the time spent so far and what one epoch costs."""
-    left = budget_s - spent_s - finish_reserve_s
-    more = max(0, math.floor(left / epoch_s)) if epoch_s > 0 else 0
-    return max(epochs_done, min(epochs_cap, epochs_done + more))
+    fit = epochs_that_fit(budget_s, spent_s, epoch_s, epochs_done, finish_reserve_s)
+    return max(epochs_done, min(epochs_cap, math.floor(fit)))
+
+
+def replan_epochs(planned: int, budget_s: float, spent_s: float, epoch_s: float,
+                  epochs_done: int, epochs_cap: int,
+                  finish_reserve_s: float = FINISH_RESERVE_S) -> int:
+    """A later epoch's plan: `planned` kept while the epochs it has ahead are within
+    REPLAN_TOLERANCE of the time left (and less than one epoch short of filling it), else
+    planned afresh."""
+    fit = epochs_that_fit(budget_s, spent_s, epoch_s, epochs_done, finish_reserve_s)
+    ahead, room = planned - epochs_done, fit - epochs_done
+    if (planned <= epochs_cap
+            and room * (1 - REPLAN_TOLERANCE) - 1 < ahead <= room * (1 + REPLAN_TOLERANCE)):
+        return planned
+    return plan_epochs(budget_s, spent_s, epoch_s, epochs_done, epochs_cap, finish_reserve_s)
 
 
 class TimeBudget:
@@ -159,8 +185,8 @@ class TimeBudget:
         if plan.planned_epochs:
             self._recent_epoch_s = (self._recent_epoch_s + [last_epoch_s])[-REPLAN_WINDOW:]
             epoch_s = sum(self._recent_epoch_s) / len(self._recent_epoch_s)
-            planned = plan_epochs(plan.budget_s, plan.spent_s, epoch_s, epoch + 1,
-                                  plan.epochs_cap, self._finish_reserve_s)
+            planned = replan_epochs(plan.planned_epochs, plan.budget_s, plan.spent_s, epoch_s,
+                                    epoch + 1, plan.epochs_cap, self._finish_reserve_s)
             if planned == plan.planned_epochs:
                 return None
             plan.epoch_s, plan.planned_epochs = epoch_s, planned
