@@ -10,7 +10,7 @@ from tfx.types import standard_artifacts
 from tfx.types.component_spec import ChannelParameter, ComponentSpec, ExecutionParameter
 
 from components import contract
-from components.image_example_gen import driver, executor
+from components.image_example_gen import csv_source, driver, executor
 
 
 class IngestReport(types.Artifact):
@@ -33,6 +33,9 @@ class ImageFolderExampleGenSpec(ComponentSpec):
         # TFX's span resolution (driver.py): the span pattern, and the span asked for.
         driver.INPUT_CONFIG_KEY: ExecutionParameter(type=str),
         driver.RANGE_CONFIG_KEY: ExecutionParameter(type=str, optional=True),  # RangeConfig JSON
+        # FER2013's CSV form instead of folders (csv_source.py): its path in the data root.
+        executor.DATA_CSV_KEY: ExecutionParameter(type=str, optional=True),
+        executor.CSV_PRIVATE_TEST_KEY: ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {}
     OUTPUTS = {
@@ -42,7 +45,8 @@ class ImageFolderExampleGenSpec(ComponentSpec):
 
 
 class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
-    """Reads `<input_base>/<split folder>/<class>/<image>` into gzipped TFRecords of tf.Examples.
+    """Reads `<input_base>/<split folder>/<class>/<image>` into gzipped TFRecords of tf.Examples
+    (or, with `data_csv`, the rows of FER2013's CSV form into the same examples).
 
     With `span-<N>` folders under `input_base` (spans.py), it reads the latest span, or `span`.
     The Examples artifact records span and input fingerprint (the cache key follows the files).
@@ -68,6 +72,8 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
         allow_missing_eval_classes: bool = False,
         validation_fraction: float = 0.0,
         span: Optional[int] = None,
+        data_csv: Optional[str] = None,
+        csv_private_test: bool = False,
     ):
         """
         Args:
@@ -83,9 +89,17 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             name, so the same images every run) to a `valid` split, for the Tuner and the
             Trainer's early stopping; 0 keeps training whole.
           span: with span folders, read `span-<span>` instead of the latest one.
+          data_csv: read this CSV (FER2013's `emotion,pixels,Usage`; a path relative to
+            `input_base`, or to each span folder) instead of image folders. Its Usage values
+            map to splits as `split_folders` maps folder names.
+          csv_private_test: with `data_csv`, ingest the rows of the test split (FER2013's
+            PrivateTest); by default they are listed as skipped.
         """
         if on_bad_image not in contract.ON_BAD_IMAGE_CHOICES:
             raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}")
+        problem = data_csv and csv_source.data_csv_problem(data_csv, split_ratios)
+        if problem:
+            raise ValueError(problem)
         spec = ImageFolderExampleGenSpec(
             input_base=input_base,
             split_folders=json.dumps(dict(split_folders), sort_keys=True),
@@ -97,6 +111,8 @@ class ImageFolderExampleGen(base_beam_component.BaseBeamComponent):
             validation_fraction=float(validation_fraction),
             input_config=driver.input_config(),
             range_config=None if span is None else driver.static_range(span),
+            data_csv=data_csv or None,
+            csv_private_test=int(csv_private_test) if data_csv else None,
             examples=types.Channel(type=standard_artifacts.Examples),
             ingest_report=types.Channel(type=IngestReport),
         )

@@ -5,7 +5,8 @@ RangeConfig's static range names) and records span, version and input fingerprin
 properties and on the Examples artifact. The fingerprint is part of the cache key: a re-run on
 the same files reuses ExampleGen and everything downstream; one changed image re-runs it all.
 TFX's own fingerprint (file count, bytes, mtimes in whole seconds) misses a file renamed into
-another class folder, so this driver replaces it with spans.fingerprint.
+another class folder, so this driver replaces it with spans.fingerprint (of the one CSV file,
+with `data_csv`).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tfx.proto import example_gen_pb2, range_config_pb2
 from tfx.types import standard_component_specs
 from tfx.utils import proto_utils
 
-from components.image_example_gen import spans
+from components.image_example_gen import csv_source, spans
 
 INPUT_CONFIG_KEY = standard_component_specs.INPUT_CONFIG_KEY
 RANGE_CONFIG_KEY = standard_component_specs.RANGE_CONFIG_KEY
@@ -81,7 +82,9 @@ class ImageFolderDriver(example_gen_driver.FileBasedDriver):
             # cache key then depends on the span read, not on how it was chosen.
             exec_properties[RANGE_CONFIG_KEY] = static_range(exec_properties[SPAN_PROPERTY])
         root = spans.data_root_of(input_base, resolved_pattern(exec_properties))
-        exec_properties[FINGERPRINT_PROPERTY] = spans.fingerprint(root)
+        data_csv = exec_properties.get(csv_source.DATA_CSV_KEY)
+        exec_properties[FINGERPRINT_PROPERTY] = (spans.file_fingerprint(root, data_csv)
+                                                 if data_csv else spans.fingerprint(root))
         return exec_properties
 
 

@@ -8,10 +8,12 @@ as a line in the ingest report's `skipped.jsonl` (ingest_report.py), which check
 entries that are no readable file too (dangling links, FIFOs, sockets, entries gone or denied
 when read): each is one skip with its reason (image_checks.py says which are bad images), never
 an exception that stops the run.
+
+With `data_csv`, the rows of FER2013's CSV form are the input instead (csv_source.py): Beam
+reads the file in chunks of lines, and every row is an example or a skip in the same report.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import posixpath
@@ -29,8 +31,16 @@ from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 
 from components import contract
-from components.image_example_gen import driver, image_checks, ingest_report, spans
+from components.image_example_gen import csv_source, driver, image_checks, ingest_report, spans
 from components.image_example_gen import layout as layout_lib
+
+# Re-exported: callers and tests use them as executor.*.
+from components.image_example_gen.tf_examples import (  # noqa: F401
+    hash_split,
+    in_validation,
+    make_example,
+    split_of,
+)
 
 EXAMPLES_KEY = standard_component_specs.EXAMPLES_KEY
 INGEST_REPORT_KEY = "ingest_report"
@@ -43,56 +53,11 @@ SPLIT_RATIOS_KEY = "split_ratios"
 ON_BAD_IMAGE_KEY = "on_bad_image"
 ALLOW_MISSING_EVAL_CLASSES_KEY = "allow_missing_eval_classes"
 VALIDATION_FRACTION_KEY = "validation_fraction"
+DATA_CSV_KEY = csv_source.DATA_CSV_KEY
+CSV_PRIVATE_TEST_KEY = csv_source.INCLUDE_TEST_KEY
 
 LABEL_MAP_FILE = "label_map.json"
 LABEL_NAMES_PROPERTY = "label_names"
-
-
-def _bytes_feature(value: bytes) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value]))
-
-
-def _int_feature(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
-
-
-def make_example(data: bytes, label: int, class_name: str, rel_path: str,
-                 fmt: str, height: int, width: int, channels: int) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        contract.IMAGE_KEY: _bytes_feature(data),
-        contract.LABEL_KEY: _int_feature(label),
-        contract.LABEL_NAME_KEY: _bytes_feature(class_name.encode()),
-        contract.SOURCE_PATH_KEY: _bytes_feature(rel_path.encode()),
-        contract.IMAGE_HEIGHT_KEY: _int_feature(height),
-        contract.IMAGE_WIDTH_KEY: _int_feature(width),
-        contract.IMAGE_CHANNELS_KEY: _int_feature(channels),
-        contract.IMAGE_FORMAT_KEY: _bytes_feature(fmt.encode()),
-    }))
-
-
-def _hash_bucket(key: str) -> float:
-    """A number in [0, 1) from `key`, the same on every machine and run."""
-    return int.from_bytes(hashlib.md5(key.encode()).digest()[:8], "big") / 2.0**64
-
-
-def hash_split(key: str, ratios: Dict[str, float]) -> str:
-    """Deterministic split for `key` (same on every machine and run) by cumulative ratios."""
-    bucket = _hash_bucket(key)
-    cumulative = 0.0
-    names = sorted(ratios)          # fixed order so the mapping does not depend on dict order
-    for name in names:
-        cumulative += ratios[name]
-        if bucket < cumulative:
-            return name
-    return names[-1]
-
-
-def in_validation(key: str, fraction: float) -> bool:
-    """Whether training file `key` (class/file name) belongs to the carved-out validation split.
-
-    Salted, so that the choice is independent of hash_split's on the same key.
-    """
-    return _hash_bucket(f"{contract.VALID_SPLIT}:{key}") < fraction
 
 
 def _list_class_folder(folder: layout_lib.ClassFolder, root: str) -> Iterable[Tuple[Any, str]]:
@@ -157,12 +122,7 @@ def _file_to_record(entry: Tuple[layout_lib.ClassFolder, str], root: str,
     rel_path = posixpath.join(folder.rel_dir, name)
     # Hash keys use the path below the split folder, i.e. class/file.
     key = posixpath.join(folder.class_name, name)
-    split = folder.split
-    if split is None:
-        split = hash_split(key, split_ratios)
-    if (split == contract.TRAIN_SPLIT and validation_fraction
-            and in_validation(key, validation_fraction)):
-        split = contract.VALID_SPLIT
+    split = split_of(key, folder.split, split_ratios, validation_fraction)
 
     def skip(reason: str, detail: str = ""):
         return ingest_report.skipped_record(rel_path, split, folder.class_name, reason, detail)
@@ -212,18 +172,33 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             raise ValueError(f"on_bad_image must be one of {contract.ON_BAD_IMAGE_CHOICES}, "
                              f"got {on_bad_image!r}")
         allow_missing = bool(exec_properties.get(ALLOW_MISSING_EVAL_CLASSES_KEY))
-        layout = layout_lib.resolve_layout(
-            root,
-            split_folders=_load_json_param(exec_properties.get(SPLIT_FOLDERS_KEY))
-            or contract.DEFAULT_SPLIT_FOLDERS,
-            classes=_load_json_param(exec_properties.get(CLASSES_KEY)),
-            exclude_classes=_load_json_param(exec_properties.get(EXCLUDE_CLASSES_KEY)) or (),
-            split_ratios=_load_json_param(exec_properties.get(SPLIT_RATIOS_KEY)),
-            allow_missing_eval_classes=allow_missing,
-            validation_fraction=float(exec_properties.get(VALIDATION_FRACTION_KEY) or 0.0),
-        )
-        logging.info("ImageFolderExampleGen: root=%s splits=%s classes=%s (%d class folders)",
-                     layout.root, layout.splits, layout.class_names, len(layout.class_folders))
+        split_folders = (_load_json_param(exec_properties.get(SPLIT_FOLDERS_KEY))
+                         or contract.DEFAULT_SPLIT_FOLDERS)
+        classes = _load_json_param(exec_properties.get(CLASSES_KEY))
+        exclude_classes = _load_json_param(exec_properties.get(EXCLUDE_CLASSES_KEY)) or ()
+        split_ratios = _load_json_param(exec_properties.get(SPLIT_RATIOS_KEY))
+        validation_fraction = float(exec_properties.get(VALIDATION_FRACTION_KEY) or 0.0)
+        data_csv = exec_properties.get(DATA_CSV_KEY) or None
+        if data_csv:
+            source = csv_source.resolve_source(
+                root, data_csv, split_folders=split_folders, classes=classes,
+                exclude_classes=exclude_classes, split_ratios=split_ratios,
+                validation_fraction=validation_fraction,
+                include_test=bool(exec_properties.get(CSV_PRIVATE_TEST_KEY)))
+            layout = source.layout
+            bad_reasons = csv_source.BAD_ROW_REASONS
+            logging.info("ImageFolderExampleGen: %s, %d rows in %d chunks, splits=%s classes=%s",
+                         source.path, source.rows, len(source.chunks), layout.splits,
+                         layout.class_names)
+        else:
+            layout = layout_lib.resolve_layout(
+                root, split_folders=split_folders, classes=classes,
+                exclude_classes=exclude_classes, split_ratios=split_ratios,
+                allow_missing_eval_classes=allow_missing, validation_fraction=validation_fraction)
+            bad_reasons = image_checks.BAD_IMAGE_REASONS
+            logging.info("ImageFolderExampleGen: root=%s splits=%s classes=%s (%d class "
+                         "folders)", layout.root, layout.splits, layout.class_names,
+                         len(layout.class_folders))
 
         examples = artifact_utils.get_single_instance(output_dict[EXAMPLES_KEY])
         report = artifact_utils.get_single_instance(output_dict[INGEST_REPORT_KEY])
@@ -234,22 +209,18 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         listed_prefix = os.path.join(report.uri, "_listed")
 
         with self._make_beam_pipeline() as p:
-            listed = (
-                p
-                | "ClassFolders" >> beam.Create(list(layout.class_folders))
-                | "ListFiles" >> beam.FlatMap(_list_class_folder, root=layout.root))
-            # The number of files listed, counted apart from what becomes of each file.
-            _ = (listed
-                 | "CountListed" >> beam.combiners.Count.Globally()
-                 | "ListedToText" >> beam.Map(str)
-                 | "WriteListed" >> beam.io.WriteToText(listed_prefix, shard_name_template=""))
-            records = (
-                listed
-                # Spread files over workers: a class folder can hold thousands.
-                | "Reshuffle" >> beam.Reshuffle()
-                | "ReadAndCheck" >> beam.Map(_file_to_record, root=layout.root,
-                                             split_ratios=layout.split_ratios,
-                                             validation_fraction=layout.validation_fraction))
+            if data_csv:
+                # Rows were counted by the scan, apart from what becomes of each row.
+                with tf.io.gfile.GFile(listed_prefix, "w") as f:
+                    f.write(f"{source.rows}\n")
+                records = (
+                    p
+                    | "CsvChunks" >> beam.Create(list(source.chunks))
+                    # Spread the chunks over workers; each streams its rows.
+                    | "Reshuffle" >> beam.Reshuffle()
+                    | "ReadRows" >> beam.FlatMap(csv_source.chunk_records, source=source))
+            else:
+                records = self._folder_records(p, layout, listed_prefix)
             _ = (records
                  | "CountKeys" >> beam.Map(ingest_report.count_key)
                  | "Count" >> beam.combiners.Count.PerElement()
@@ -270,7 +241,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                          example_gen_pb2.FORMAT_TFRECORDS_GZIP))
 
         summary = ingest_report.finish(layout, report.uri, counts_prefix, skipped_prefix,
-                                       listed_prefix, on_bad_image)
+                                       listed_prefix, on_bad_image, bad_reasons, data_csv)
         examples_utils.set_payload_format(examples, example_gen_pb2.FORMAT_TF_EXAMPLE)
         examples_utils.set_file_format(
             examples, write_split.to_file_format_str(example_gen_pb2.FORMAT_TFRECORDS_GZIP))
@@ -285,7 +256,27 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             # The standard property too: TFX's span ops (rolling range) read `span`, not the
             # custom property; in IR runs the driver's copy does not reach the artifact.
             examples.span = int(span)
-        ingest_report.check(summary, layout, report.uri, on_bad_image, allow_missing)
+        ingest_report.check(summary, layout, report.uri, on_bad_image, allow_missing,
+                            bad_reasons)
         logging.info("ImageFolderExampleGen: %s", ingest_report.format_summary(summary))
 
-
+    @staticmethod
+    def _folder_records(p: beam.Pipeline, layout: layout_lib.DatasetLayout,
+                        listed_prefix: str) -> beam.PCollection:
+        """One record per file in the class folders; the files listed counted apart."""
+        listed = (
+            p
+            | "ClassFolders" >> beam.Create(list(layout.class_folders))
+            | "ListFiles" >> beam.FlatMap(_list_class_folder, root=layout.root))
+        # The number of files listed, counted apart from what becomes of each file.
+        _ = (listed
+             | "CountListed" >> beam.combiners.Count.Globally()
+             | "ListedToText" >> beam.Map(str)
+             | "WriteListed" >> beam.io.WriteToText(listed_prefix, shard_name_template=""))
+        return (
+            listed
+            # Spread files over workers: a class folder can hold thousands.
+            | "Reshuffle" >> beam.Reshuffle()
+            | "ReadAndCheck" >> beam.Map(_file_to_record, root=layout.root,
+                                         split_ratios=layout.split_ratios,
+                                         validation_fraction=layout.validation_fraction))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Dict, List, Optional
+import posixpath
+from typing import Any, Dict, FrozenSet, List, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -74,13 +75,16 @@ def write_json(path: str, obj) -> None:
 
 
 def finish(layout: layout_lib.DatasetLayout, report_uri: str, beam_counts: str,
-           beam_skipped: str, beam_listed: str, on_bad_image: str) -> Dict[str, Any]:
+           beam_skipped: str, beam_listed: str, on_bad_image: str,
+           bad_reasons: FrozenSet[str] = image_checks.BAD_IMAGE_REASONS,
+           data_csv: Optional[str] = None) -> Dict[str, Any]:
     """Writes summary.json and skipped.jsonl from Beam's outputs (the files `beam_counts`,
     `beam_skipped` and `beam_listed`, removed afterwards) and the layout's stray entries.
 
     `files_seen` counts the listing only: the files Beam listed in class folders
-    (`beam_listed`, one number) plus the stray entries; examples come from Beam's counts and
-    skips from the lines of the skip list, so `check` compares independent numbers.
+    (`beam_listed`, one number) plus the stray entries, or a CSV's data rows as its scan
+    counted them; examples come from Beam's counts and skips from the lines of the skip list,
+    so `check` compares independent numbers. `bad_images` counts the skips of `bad_reasons`.
     """
     examples: Dict[str, Dict[str, int]] = {s: {c: 0 for c in layout.class_names}
                                            for s in layout.splits}
@@ -121,8 +125,9 @@ def finish(layout: layout_lib.DatasetLayout, report_uri: str, beam_counts: str,
         "examples_total": sum(sum(c.values()) for c in examples.values()),
         "skipped": dict(sorted(skipped.items())),
         "skipped_total": sum(skipped.values()),
-        "bad_images": sum(n for r, n in skipped.items() if r in image_checks.BAD_IMAGE_REASONS),
+        "bad_images": sum(n for r, n in skipped.items() if r in bad_reasons),
         "skipped_list": SKIPPED_FILE,
+        "data_csv": data_csv,
     }
     write_json(summary_path(report_uri), summary)
     return summary
@@ -139,26 +144,32 @@ def read_summary(report_uri: str) -> Dict[str, Any]:
 
 
 def check(summary: Dict[str, Any], layout: layout_lib.DatasetLayout, report_uri: str,
-          on_bad_image: str, allow_missing_eval_classes: bool) -> None:
+          on_bad_image: str, allow_missing_eval_classes: bool,
+          bad_reasons: FrozenSet[str] = image_checks.BAD_IMAGE_REASONS) -> None:
     """Raises IngestAccountingError unless the files listed = examples + the skip list's lines
-    (read back from `report_uri`), then BadInputError where the bad-input policy says so."""
+    (read back from `report_uri`), then BadInputError where the bad-input policy says so
+    (skips of `bad_reasons`)."""
     skipped_list = skipped_path(report_uri)
     skipped_total = len(read_skipped(report_uri))
     accounted = summary["examples_total"] + skipped_total
     if summary["files_seen"] != accounted:
+        listed = (f"rows in {summary['data_csv']}" if summary.get("data_csv")
+                  else "files listed")
         raise IngestAccountingError(
-            f"ingest accounting broken: {summary['files_seen']} files listed under "
+            f"ingest accounting broken: {summary['files_seen']} {listed} under "
             f"{layout.root} != {accounted} accounted for ({summary['examples_total']} examples + "
             f"{skipped_total} skipped in {skipped_list})")
     if summary["bad_images"] and on_bad_image == contract.ON_BAD_IMAGE_FAIL:
-        bad = [s for s in read_skipped(report_uri)
-               if s["reason"] in image_checks.BAD_IMAGE_REASONS]
+        bad = [s for s in read_skipped(report_uri) if s["reason"] in bad_reasons]
         shown = "\n".join(f"  {s['path']}: {s['reason']} {s['detail']}".rstrip() for s in bad[:10])
         more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        what = (f"row(s) of {layout.root}/{summary['data_csv']} cannot be used as images"
+                if summary.get("data_csv") else f"file(s) under {layout.root} have an image "
+                "extension but cannot be used as images")
         raise BadInputError(
-            f"{len(bad)} file(s) under {layout.root} have an image extension but cannot be used "
-            f"as images:\n{shown}{more}\nFull list: {skipped_list}\nFix or remove them, or rerun "
-            "with --on-bad-image skip to leave them out (they stay listed in the report).")
+            f"{len(bad)} {what}:\n{shown}{more}\nFull list: {skipped_list}\nFix or remove them, "
+            "or rerun with --on-bad-image skip to leave them out (they stay listed in the "
+            "report).")
     for split, per_class in summary["examples"].items():
         empty = [c for c, n in per_class.items() if n == 0]
         if not empty:
@@ -185,7 +196,9 @@ def check(summary: Dict[str, Any], layout: layout_lib.DatasetLayout, report_uri:
 
 def format_summary(summary: Dict[str, Any]) -> str:
     """A human-readable multi-line summary of an ingest report."""
-    lines = [f"{summary['files_seen']} files seen under {summary['data_root']}: "
+    seen = (f"rows read from {posixpath.join(summary['data_root'], summary['data_csv'])}"
+            if summary.get("data_csv") else f"files seen under {summary['data_root']}")
+    lines = [f"{summary['files_seen']} {seen}: "
              f"{summary['examples_total']} examples, {summary['skipped_total']} skipped"]
     for split in summary["splits"]:
         per_class = summary["examples"][split]

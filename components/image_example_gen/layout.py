@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -74,11 +74,6 @@ def _list_dir(path: str) -> List[Tuple[str, bool]]:
     return out
 
 
-def _ordered_splits(splits) -> Tuple[str, ...]:
-    order = {s: i for i, s in enumerate(contract.SPLIT_ORDER)}
-    return tuple(sorted(set(splits), key=lambda s: (order.get(s, len(order)), s)))
-
-
 def validate_split_ratios(split_ratios: Mapping[str, float]) -> Dict[str, float]:
     ratios = {str(k): float(v) for k, v in split_ratios.items()}
     missing = [s for s in contract.REQUIRED_SPLITS if s not in ratios]
@@ -89,6 +84,23 @@ def validate_split_ratios(split_ratios: Mapping[str, float]) -> Dict[str, float]
         raise LayoutError(f"split_ratios must all be > 0: {ratios}")
     total = sum(ratios.values())
     return {k: v / total for k, v in ratios.items()}
+
+
+def check_validation_fraction(validation_fraction: float, own_splits: Iterable[str]) -> None:
+    """Raises LayoutError unless `validation_fraction` can carve a `valid` split out of
+    training, given the splits the data has of its own (`own_splits`)."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise LayoutError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
+    if validation_fraction and contract.VALID_SPLIT in set(own_splits):
+        raise LayoutError(
+            f"split {contract.VALID_SPLIT!r} is already given by split_ratios or split_folders; "
+            "set validation_fraction to 0 to use it instead of carving one out of training")
+
+
+def ordered_splits(splits: Iterable[str]) -> Tuple[str, ...]:
+    """Split names in the pipeline's order (contract.SPLIT_ORDER), others after them."""
+    order = {s: i for i, s in enumerate(contract.SPLIT_ORDER)}
+    return tuple(sorted(set(splits), key=lambda s: (order.get(s, len(order)), s)))
 
 
 def resolve_layout(
@@ -136,13 +148,7 @@ def resolve_layout(
             other_dirs.append(name)
 
     ratios = validate_split_ratios(split_ratios) if split_ratios else None
-    if not 0.0 <= validation_fraction < 1.0:
-        raise LayoutError(f"validation_fraction must be in [0, 1), got {validation_fraction}")
-    own_splits = set(ratios or {}) | set(split_folders.values())
-    if validation_fraction and contract.VALID_SPLIT in own_splits:
-        raise LayoutError(
-            f"split {contract.VALID_SPLIT!r} is already given by split_ratios or split_folders; "
-            "set validation_fraction to 0 to use it instead of carving one out of training")
+    check_validation_fraction(validation_fraction, set(ratios or {}) | set(split_folders.values()))
     # (rel_dir of the split folder or '' for the root, output split or None for hash split)
     sources: List[Tuple[str, Optional[str]]] = []
     if ratios:
@@ -228,8 +234,8 @@ def resolve_layout(
     return DatasetLayout(
         root=root,
         class_names=class_names,
-        splits=_ordered_splits(list(ratios.keys() if ratios else [s for _, s in sources])
-                               + ([contract.VALID_SPLIT] if validation_fraction else [])),
+        splits=ordered_splits(list(ratios.keys() if ratios else [s for _, s in sources])
+                              + ([contract.VALID_SPLIT] if validation_fraction else [])),
         class_folders=folders,
         stray_entries=tuple(stray),
         split_ratios=ratios,

@@ -110,3 +110,11 @@ def fingerprint(root: str) -> str:
             files += 1
             total_bytes += size or 0
     return f"files:{files},bytes:{total_bytes},sha256:{digest.hexdigest()}"
+
+
+def file_fingerprint(root: str, rel_path: str) -> str:
+    """`fingerprint`'s digest for the one file `root/rel_path` a run reads (a CSV): its path,
+    size and mtime (ns), so that other files beside it do not change it."""
+    record, size = _entry_record(posixpath.join(root, rel_path))
+    digest = hashlib.sha256(f"{rel_path}\0{record}\n".encode())
+    return f"files:1,bytes:{size or 0},sha256:{digest.hexdigest()}"
