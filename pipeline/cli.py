@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="run the pipeline locally (LocalDagRunner + Beam DirectRunner)",
         formatter_class=cli_options.HelpFormatter,
-        description="Run the pipeline locally. Without --data-root, a deterministic demo dataset "
-                    "is generated under OUTPUT_DIR/demo_data and used.")
-    run.add_argument("--data-root", help="image folders: DATA_ROOT/<split>/<class>/<image>; "
-                     "default: generated demo data")
+        description="Run the pipeline locally. Without --data-root (or --data-csv), a "
+                    "deterministic demo dataset is generated under OUTPUT_DIR/demo_data and used.")
+    run.add_argument("--data-root", help="image folders: DATA_ROOT/<split>/<class>/<image> (or "
+                     "the folder of --data-csv); default: generated demo data")
     run.add_argument("--output-dir", default=local_outputs.DEFAULT_OUTPUT_DIR,
                      help="artifacts (pipeline_root/), ML Metadata (metadata/) and demo data")
     cli_options.add_run_options(run, schema_dir_default=configs.SCHEMA_DIR,
@@ -221,12 +221,19 @@ def _run(args: argparse.Namespace, console: console_lib.Console,
             print(f"\nERROR ({type(e).__name__}): {e}{where}", file=console.err)
         return rc, None
 
+    options = cli_options.run_options(args)
     data_root = args.data_root
-    if data_root is None:
+    if data_root is None and options["data_csv"]:
+        # A CSV given by its path: its folder is the data root.
+        data_root, options["data_csv"] = os.path.split(os.path.abspath(options["data_csv"]))
+    elif data_root is None:
         data_root = local_outputs.OutputLayout(os.path.abspath(args.output_dir)).demo_data_dir
         written = demo_data.write_demo_dataset(data_root)
         print(f"Demo data: {written} images written to {data_root}", file=console.out)
-    options = cli_options.run_options(args)
+    elif options["data_csv"] and os.path.isabs(options["data_csv"]):
+        # A path inside the data root names the file relative to it.
+        inside = os.path.relpath(options["data_csv"], os.path.abspath(data_root))
+        options["data_csv"] = options["data_csv"] if inside.startswith("..") else inside
     options["schema_dir"] = os.path.abspath(options["schema_dir"])
     if options["serving_dir"]:
         options["serving_dir"] = os.path.abspath(options["serving_dir"])

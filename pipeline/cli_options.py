@@ -109,6 +109,13 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
                            "skip them (counted and listed in the ingest report)")
     data.add_argument("--allow-missing-eval-classes", action="store_true",
                       help="accept an included class without images in eval/test")
+    data.add_argument("--data-csv", metavar="FILE",
+                      help="read FER2013's CSV form (emotion,pixels,Usage) instead of image "
+                           "folders: a file in the data root (and in each span-<N> folder); "
+                           "with no --data-root, the CSV's path (docs/data.md)")
+    data.add_argument("--csv-private-test", action="store_true",
+                      help="with --data-csv, ingest the PrivateTest rows as the 'test' split "
+                           "(by default they are listed in the ingest report as skipped)")
     data.add_argument("--schema-dir", default=schema_dir_default,
                       help="directory holding the curated schema.pbtxt")
     data.add_argument("--transform-statistics", action="store_true",
@@ -210,7 +217,8 @@ def training_overrides(args: argparse.Namespace) -> Dict[str, Any]:
 
 # Options whose parsed name is the configs.RunOptions field's name.
 _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation_fraction",
-              "on_bad_image", "allow_missing_eval_classes", "schema_dir", "transform_statistics",
+              "on_bad_image", "allow_missing_eval_classes", "data_csv", "csv_private_test",
+              "schema_dir", "transform_statistics",
               "image_size", "channels", "architectures", "time_budget_s", "weights",
               "min_accuracy", "serving_dir", "change_tolerance", "span", "window_spans",
               "accept_drift", "warm_start", "enable_cache", "beam_runner", "beam_args")

@@ -38,7 +38,9 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
                     min_accuracy: float, selection_metric: str,
                     change_tolerance: float = DEFAULT_CHANGE_TOLERANCE,
                     window_spans: int = DEFAULT_WINDOW_SPANS,
-                    kfp_v2_resolvers: bool = False) -> List[str]:
+                    kfp_v2_resolvers: bool = False,
+                    data_csv: Optional[str] = None,
+                    split_ratios: Optional[Mapping[str, float]] = None) -> List[str]:
     """Raises PipelineArgumentError naming every bad argument; returns the class names
     by label id (empty when nothing is trained)."""
     problems = []
@@ -81,6 +83,12 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
     elif window_spans > 1 and kfp_v2_resolvers:
         problems.append(f"window_spans {window_spans}: a window of spans reads ML Metadata "
                         "lineage, which TFX's Kubeflow V2 compiler cannot compile; use 1")
+    if data_csv:
+        from components.image_example_gen import csv_source
+
+        problem = csv_source.data_csv_problem(data_csv, split_ratios)
+        if problem:
+            problems.append(problem)
     if selection_metric not in SELECTION_METRICS:
         problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
                         f"got {selection_metric!r}")
@@ -270,6 +278,8 @@ class RunOptions:
     validation_fraction: float = DEFAULT_VALIDATION_FRACTION
     on_bad_image: str = contract.ON_BAD_IMAGE_FAIL
     allow_missing_eval_classes: bool = False
+    data_csv: Optional[str] = None        # FER2013's CSV form, relative to data_root
+    csv_private_test: bool = False        # with data_csv: PrivateTest rows as the test split
     schema_dir: str = SCHEMA_DIR
     transform_statistics: bool = False
     # Model input and training
@@ -344,6 +354,8 @@ def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
         validation_fraction=options.validation_fraction,
         on_bad_image=options.on_bad_image,
         allow_missing_eval_classes=options.allow_missing_eval_classes,
+        data_csv=options.data_csv,
+        csv_private_test=options.csv_private_test,
         transform_statistics=options.transform_statistics,
         image_size=options.image_size or profile.image_size,
         channels=options.channels or profile.channels,
@@ -415,6 +427,9 @@ def _beam_pipeline_args(options: RunOptions, profile: Profile) -> List[str]:
 
 def _class_folders(options: RunOptions) -> Tuple[str, ...]:
     from components.image_example_gen import layout  # lists folders with tf.io.gfile
+
+    if options.data_csv:  # its emotion ids name FER2013's classes
+        return contract.FER2013_CLASSES
 
     try:
         found = layout.resolve_layout(

@@ -47,6 +47,8 @@ def create_pipeline(
     validation_fraction: float = configs.DEFAULT_VALIDATION_FRACTION,
     on_bad_image: str = contract.ON_BAD_IMAGE_FAIL,
     allow_missing_eval_classes: bool = False,
+    data_csv: Optional[str] = None,
+    csv_private_test: bool = False,
     metadata_connection_config: Optional[metadata_store_pb2.ConnectionConfig] = None,
     beam_pipeline_args: Sequence[str] = (),
     enable_cache: bool = True,
@@ -82,6 +84,10 @@ def create_pipeline(
     Tuner and the Trainer's early stopping read; the Evaluator alone reads `eval`. With 0 (and
     no `valid` split of the user's own), they validate on `eval`.
 
+    `data_csv` reads FER2013's CSV form (a file relative to `data_root`, or to each span
+    folder) instead of image folders, into the same examples (docs/data.md); its PrivateTest
+    rows only with `csv_private_test`.
+
     Retraining (docs/retraining.md): with `span-<N>` folders under `data_root` the
     latest span is read (or `span`); Transform and the Trainers read it together with the
     `window_spans` - 1 spans before it that earlier runs trained on (the Evaluators and the data
@@ -107,7 +113,7 @@ def create_pipeline(
         channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
         training=training, min_accuracy=min_accuracy, selection_metric=selection_metric,
         change_tolerance=change_tolerance, window_spans=window_spans,
-        kfp_v2_resolvers=kfp_v2_resolvers)
+        kfp_v2_resolvers=kfp_v2_resolvers, data_csv=data_csv, split_ratios=split_ratios)
 
     example_gen = ImageFolderExampleGen(
         input_base=data_root,
@@ -119,6 +125,8 @@ def create_pipeline(
         allow_missing_eval_classes=allow_missing_eval_classes,
         validation_fraction=validation_fraction,
         span=span,
+        data_csv=data_csv,
+        csv_private_test=csv_private_test,
     )
     schema_gen = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, SCHEMA_FILE))
