@@ -157,6 +157,10 @@ def _bad_rows():
         (f"3,{' '.join(bad[:-1] + ['12a'])},Training", csv_source.REASON_NON_NUMERIC),
         (f"3,{' '.join(bad[:-1] + ['-1'])},Training", csv_source.REASON_NON_NUMERIC),
         (f"3,{' '.join(bad[:-1] + ['256'])},Training", csv_source.REASON_PIXEL_OUT_OF_RANGE),
+        (f"3,{' '.join(['9' * 5000] + bad[1:])},Training", csv_source.REASON_PIXEL_OUT_OF_RANGE),
+        # 2**64 + 5: wrapped, it would read as 5.
+        (f"3,{' '.join(bad[:-1] + [str(2**64 + 5)])},Training",
+         csv_source.REASON_PIXEL_OUT_OF_RANGE),
         (f"7,{GOOD},Training", csv_source.REASON_UNKNOWN_EMOTION),
         (f"happy,{GOOD},Training", csv_source.REASON_UNKNOWN_EMOTION),
         (f"3,{GOOD},Validation", csv_source.REASON_UNKNOWN_USAGE),
@@ -196,6 +200,8 @@ def test_every_row_is_an_example_or_a_skip_with_its_row_and_reason(tmp_path):
     assert {p: s["reason"] for p, s in skipped.items()} == expected
     assert skipped[f"{CSV}:{len(good) + 2}"]["detail"] == "3 values; a 48x48 face has 2304"
     assert skipped[f"{CSV}:{len(good) + 3}"]["detail"] == "value 2304: '12a'"
+    assert skipped[f"{CSV}:{len(good) + 5}"]["detail"] == "value 2304: '256' (0-255)"
+    assert skipped[f"{CSV}:{len(good) + 6}"]["detail"] == f"value 1: {'9' * 20!r} (0-255)"
     summary = ingest_report.read_summary(report.uri)
     assert summary["files_seen"] == len(lines) == summary["examples_total"] + len(skipped)
     assert summary["examples"] == {"train": {"happy": 2, "sad": 2}, "eval": {"happy": 2, "sad": 2}}
@@ -207,7 +213,8 @@ def test_every_row_is_an_example_or_a_skip_with_its_row_and_reason(tmp_path):
     # The default policy stops on bad rows, naming them; PrivateTest only when asked for.
     with pytest.raises(ingest_report.BadInputError) as err:
         run_executor(root, str(tmp_path / "out2"), exec_properties=csv_props)
-    assert f"10 row(s) of {root}/{CSV} cannot be used as images" in str(err.value)
+    assert f"{len(_bad_rows())} row(s) of {root}/{CSV} cannot be used as images" in \
+        str(err.value)
     assert f"{CSV}:{len(good) + 2}: wrong_pixel_count 3 values" in str(err.value)
     _write_rows(os.path.join(root, CSV), good + [f"3,{GOOD},PrivateTest", f"4,{GOOD},PrivateTest"])
     examples, report = run_executor(root, str(tmp_path / "out3"), exec_properties={
