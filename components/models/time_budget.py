@@ -6,10 +6,10 @@ how many epochs follow), timing its steps after the first few (tracing, the shuf
 fill) and its validation pass. At the end of that epoch it plans how many epochs fit in what is
 left of the budget, less a reserve for the export, and the learning-rate schedule runs over
 that many: it ends when the budget does. Each later epoch plans again from the pace of the
-latest ones (past a dead band: noise in the pace does not move it), so a machine that was busy during the first epoch, or becomes busy, moves the end
-of the schedule back to the budget's (the learning rate then follows the new count of epochs).
-The plan is logged on the console, kept beside the
-Trainer's backup (a Trainer restarted after a kill keeps it, and counts the time spent before
+latest ones (past a dead band: noise in the pace does not move it), so a machine that was busy
+during the first epoch, or becomes busy, moves the end of the schedule back to the budget's
+(the learning rate then follows the new count of epochs). The plan is logged on the console,
+kept beside the Trainer's backup (a Trainer restarted after a kill keeps it, and counts the time spent before
 the kill), and written to the training summary. If training runs slower than planned, it stops
 at the budget, mid-epoch if need be; early stopping's best weights are then kept as usual.
 

@@ -100,7 +100,8 @@ def test_pace_noise_around_an_epoch_boundary_does_not_swing_the_plan():
         budget.epoch_end(epoch, 64)
         plans.append(budget.epochs)
         epoch += 1
-    swings = sum(1 for a, b, c in zip(plans, plans[1:], plans[2:]) if (b - a) * (c - b) < 0)
+    swings = sum(1 for a, b, c in zip(plans, plans[1:], plans[2:], strict=False)
+                 if (b - a) * (c - b) < 0)
     assert swings == 0, plans
     assert budget.plan.replans <= 2, plans
     assert clock.now - 1000.0 <= 1000 - 50
