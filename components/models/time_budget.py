@@ -9,8 +9,8 @@ that many: it ends when the budget does. Each later epoch plans again from the p
 latest ones (past a dead band: noise in the pace does not move it), so a machine that was busy
 during the first epoch, or becomes busy, moves the end of the schedule back to the budget's
 (the learning rate then follows the new count of epochs). The plan is logged on the console,
-kept beside the Trainer's backup (a Trainer restarted after a kill keeps it, and counts the time spent before
-the kill), and written to the training summary. If training runs slower than planned, it stops
+kept beside the Trainer's backup (a Trainer restarted after a kill keeps it, and counts the
+time spent before the kill), and written to the training summary. If training runs slower than planned, it stops
 at the budget, mid-epoch if need be; early stopping's best weights are then kept as usual.
 
 `TimeBudget` holds the logic and reads an injected clock (tests use fake ones);
