@@ -10,8 +10,9 @@ latest ones (past a dead band: noise in the pace does not move it), so a machine
 during the first epoch, or becomes busy, moves the end of the schedule back to the budget's
 (the learning rate then follows the new count of epochs). The plan is logged on the console,
 kept beside the Trainer's backup (a Trainer restarted after a kill keeps it, and counts the
-time spent before the kill), and written to the training summary. If training runs slower than planned, it stops
-at the budget, mid-epoch if need be; early stopping's best weights are then kept as usual.
+time spent before the kill), and written to the training summary. If training runs slower
+than planned, it stops at the budget, mid-epoch if need be; early stopping's best weights are
+then kept as usual.
 
 `TimeBudget` holds the logic and reads an injected clock (tests use fake ones);
 `BudgetCallback` feeds it Keras' events.
