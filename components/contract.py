@@ -131,6 +131,10 @@ def sniff_unsupported_format(data: bytes) -> Optional[str]:
 ON_BAD_IMAGE_FAIL = "fail"  # stop the run, listing the offending files
 ON_BAD_IMAGE_SKIP = "skip"  # count, list in the ingest report, and go on
 ON_BAD_IMAGE_CHOICES = (ON_BAD_IMAGE_FAIL, ON_BAD_IMAGE_SKIP)
+# The run report's face images (--report-images): "all" shows them (sample faces, the mistakes
+# gallery, the Grad-CAM heatmaps); "none" leaves every one out of the report and model card.
+REPORT_IMAGES_ALL, REPORT_IMAGES_NONE = "all", "none"
+REPORT_IMAGES_CHOICES = (REPORT_IMAGES_ALL, REPORT_IMAGES_NONE)
 
 # --- Models and their evaluation -------------------------------------------------------------
 ARCHITECTURES = ("vgg16", "resnet50")

@@ -171,6 +171,11 @@ def add_run_options(parser: argparse.ArgumentParser, schema_dir_default: str,
     push.add_argument("--change-tolerance", type=float, default=configs.DEFAULT_CHANGE_TOLERANCE,
                       help="push a winner that is worse than the serving model by at most this "
                            "much on the selection metric (0: not worse; a tie pushes)")
+    push.add_argument("--report-images", choices=contract.REPORT_IMAGES_CHOICES,
+                      default=contract.REPORT_IMAGES_ALL,
+                      help="none: leave every face image (sample faces, the mistakes gallery, "
+                           "the Grad-CAM heatmaps) out of the run report and the model card, "
+                           "keeping the numbers and plots (default: all)")
 
     retrain = parser.add_argument_group("retraining")
     retrain.add_argument("--span", type=int,
@@ -220,7 +225,8 @@ _SAME_NAME = ("profile", "classes", "split_folders", "split_ratios", "validation
               "on_bad_image", "allow_missing_eval_classes", "data_csv", "csv_private_test",
               "schema_dir", "transform_statistics",
               "image_size", "channels", "architectures", "time_budget_s", "weights",
-              "min_accuracy", "serving_dir", "change_tolerance", "span", "window_spans",
+              "min_accuracy", "serving_dir", "change_tolerance", "report_images", "span",
+              "window_spans",
               "accept_drift", "warm_start", "enable_cache", "beam_runner", "beam_args")
 
 

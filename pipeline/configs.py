@@ -40,7 +40,8 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
                     window_spans: int = DEFAULT_WINDOW_SPANS,
                     kfp_v2_resolvers: bool = False,
                     data_csv: Optional[str] = None,
-                    split_ratios: Optional[Mapping[str, float]] = None) -> List[str]:
+                    split_ratios: Optional[Mapping[str, float]] = None,
+                    report_images: str = contract.REPORT_IMAGES_ALL) -> List[str]:
     """Raises PipelineArgumentError naming every bad argument; returns the class names
     by label id (empty when nothing is trained)."""
     problems = []
@@ -89,6 +90,9 @@ def check_arguments(classes: Optional[Sequence[str]], exclude_classes: Sequence[
         problem = csv_source.data_csv_problem(data_csv, split_ratios)
         if problem:
             problems.append(problem)
+    if report_images not in contract.REPORT_IMAGES_CHOICES:
+        problems.append(f"report_images must be one of {contract.REPORT_IMAGES_CHOICES}, "
+                        f"got {report_images!r}")
     if selection_metric not in SELECTION_METRICS:
         problems.append(f"selection_metric must be one of {SELECTION_METRICS}, "
                         f"got {selection_metric!r}")
@@ -296,6 +300,7 @@ class RunOptions:
     selection_metric: str = DEFAULT_SELECTION_METRIC
     serving_dir: Optional[str] = None     # None: nothing is pushed
     change_tolerance: float = DEFAULT_CHANGE_TOLERANCE  # how much worse than serving still pushes
+    report_images: str = contract.REPORT_IMAGES_ALL     # "none": no face image in the report
     # Retraining
     span: Optional[int] = None            # None: the latest span-<N> folder (if any)
     window_spans: int = DEFAULT_WINDOW_SPANS  # train on this span and the ones before it
@@ -366,6 +371,7 @@ def pipeline_arguments(options: RunOptions) -> Dict[str, Any]:
         selection_metric=options.selection_metric,
         serving_dir=options.serving_dir,
         change_tolerance=options.change_tolerance,
+        report_images=options.report_images,
         span=options.span,
         window_spans=options.window_spans,
         accept_drift=options.accept_drift,

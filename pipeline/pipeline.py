@@ -66,6 +66,7 @@ def create_pipeline(
     change_tolerance: float = configs.DEFAULT_CHANGE_TOLERANCE,
     drift_config_dir: Optional[str] = None,
     kfp_v2_resolvers: bool = False,
+    report_images: str = contract.REPORT_IMAGES_ALL,
 ) -> tfx.dsl.Pipeline:
     """Builds the pipeline graph (see README): data half, then per architecture Tuner ->
     Trainer -> Evaluator, with two or more architectures an Ensemble of the Trainers' models and
@@ -113,7 +114,8 @@ def create_pipeline(
         channels=channels, validation_fraction=validation_fraction, on_bad_image=on_bad_image,
         training=training, min_accuracy=min_accuracy, selection_metric=selection_metric,
         change_tolerance=change_tolerance, window_spans=window_spans,
-        kfp_v2_resolvers=kfp_v2_resolvers, data_csv=data_csv, split_ratios=split_ratios)
+        kfp_v2_resolvers=kfp_v2_resolvers, data_csv=data_csv, split_ratios=split_ratios,
+        report_images=report_images)
 
     example_gen = ImageFolderExampleGen(
         input_base=data_root,
@@ -168,7 +170,8 @@ def create_pipeline(
         ingest_report=example_gen.outputs[example_gen_executor.INGEST_REPORT_KEY],
         statistics=statistics_gen.outputs["statistics"],
         anomalies=example_validator.outputs["anomalies"],
-        label_names=label_names, **report_models))
+        transform_graph=transform.outputs["transform_graph"] if training else None,
+        label_names=label_names, report_images=report_images, **report_models))
 
     return tfx.dsl.Pipeline(
         pipeline_name=pipeline_name,
@@ -218,6 +221,7 @@ def _model_half(example_gen, transform, training: Mapping[str, Mapping[str, Any]
                             "blessing": arch_evaluator.outputs["blessing"],
                             "evaluation": arch_evaluator.outputs["evaluation"]}
         report_candidates[arch] = {"model_run": trainer.outputs["model_run"],
+                                   "model": trainer.outputs["model"],
                                    "evaluation": arch_evaluator.outputs["evaluation"]}
     if len(training) >= ensemble_lib.MIN_MEMBERS:
         ensemble = Ensemble(
@@ -230,6 +234,7 @@ def _model_half(example_gen, transform, training: Mapping[str, Mapping[str, Any]
             "blessing": ensemble_evaluator.outputs["blessing"],
             "evaluation": ensemble_evaluator.outputs["evaluation"]}
         report_candidates[contract.ENSEMBLE] = {
+            "model": ensemble.outputs["model"],
             "evaluation": ensemble_evaluator.outputs["evaluation"]}
     selector = ModelSelector(candidates=candidates, metric=selection_metric,
                              label_names=label_names).with_id(MODEL_SELECTOR_ID)

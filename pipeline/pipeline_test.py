@@ -62,7 +62,7 @@ def test_one_training_mapping_per_architecture_builds_its_branch():
     data_half = create()
     assert "Trainer_vgg16" not in {c.id for c in data_half.components}
     report = next(c for c in data_half.components if c.id == "RunReport")  # data only
-    assert not any(key.endswith(("_model_run", "_evaluation")) for key in report.inputs)
+    assert not any(key.endswith(("_model_run", "_evaluation", "_model")) for key in report.inputs)
 
 
 def test_two_architectures_add_an_ensemble_evaluated_as_they_are_and_one_adds_none():
@@ -83,8 +83,16 @@ def test_two_architectures_add_an_ensemble_evaluated_as_they_are_and_one_adds_no
             if key.startswith("ensemble")} == {"ensemble_model": "Ensemble",
                                                "ensemble_blessing": "Evaluator_ensemble",
                                                "ensemble_evaluation": "Evaluator_ensemble"}
-    assert graph["RunReport"].inputs["ensemble_evaluation"].producer_component_id == \
-        "Evaluator_ensemble"
+    report = graph["RunReport"]
+    # The report reads every candidate's model (its mistakes) and Transform's graph (Grad-CAM).
+    assert {key: report.inputs[key].producer_component_id for key in report.inputs
+            if key.endswith(("_model", "_evaluation")) and key != "pushed_model"
+            or key == "transform_graph"} == {
+        "vgg16_model": "Trainer_vgg16", "resnet50_model": "Trainer_resnet50",
+        "ensemble_model": "Ensemble", "vgg16_evaluation": "Evaluator_vgg16",
+        "resnet50_evaluation": "Evaluator_resnet50", "ensemble_evaluation": "Evaluator_ensemble",
+        "transform_graph": "Transform"}
+    assert report.exec_properties["report_images"] == "all"
 
     one = {c.id for c in create(training={"vgg16": {}}, enable_tuning=False).components}
     assert "Trainer_vgg16" in one
@@ -134,3 +142,11 @@ def test_window_spans_is_checked(no_components):
         create(window_spans=0)
     with pytest.raises(configs.PipelineArgumentError, match="Kubeflow V2 compiler"):
         create(window_spans=2, kfp_v2_resolvers=True)
+
+
+def test_report_images_reaches_the_report_and_a_bad_choice_is_refused():
+    graph = {c.id: c for c in create(training={"vgg16": {}}, enable_tuning=False,
+                                     report_images="none").components}
+    assert graph["RunReport"].exec_properties["report_images"] == "none"
+    with pytest.raises(configs.PipelineArgumentError, match="report_images must be one of"):
+        create(training={"vgg16": {}}, report_images="faces")

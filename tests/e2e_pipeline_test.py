@@ -30,6 +30,7 @@ from components.models import (
     training_summary,
 )
 from components.run_report import executor as report_executor
+from components.run_report import plots
 from components.run_report import report as run_report
 from pipeline import configs, demo_data, local_outputs, run_summary
 from tests import image_folders, report_folder
@@ -117,11 +118,19 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     report_path = os.path.join(report_dir, run_report.REPORT_FILE)
     assert f"Report:     {report_path}" in first_run["console"]
     pngs = report_folder.check_report_folder(report_path)  # links resolve, PNG sizes
+    # A mistakes gallery for each candidate that made mistakes, Grad-CAM for each network.
+    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
+    erring = [name for name in contract.CANDIDATES
+              if selection.candidates[name]["metrics"][evaluation.ACCURACY] < 1.0]
     assert sorted(pngs) == sorted([
         run_report.LABEL_DISTRIBUTION_PNG, run_report.SAMPLE_GRID_PNG, run_report.COMPARISON_PNG,
         *(f(arch) for arch in contract.ARCHITECTURES
-          for f in (run_report.curves_png, run_report.confusion_png)),
-        run_report.confusion_png(contract.ENSEMBLE)])
+          for f in (run_report.curves_png, run_report.confusion_png, run_report.heatmaps_png)),
+        run_report.confusion_png(contract.ENSEMBLE), *map(run_report.mistakes_png, erring)])
+    for name in pngs:
+        if name.startswith(("mistakes_", "gradcam_")):   # a row per class
+            assert plots.png_size(os.path.join(report_dir, name)) == plots.gallery_size(
+                len(contract.DEFAULT_CLASSES))
     # Every training curve was recorded, for training and validation, each epoch run.
     for arch in contract.ARCHITECTURES:
         model_run = outputs[f"Trainer_{arch}"].uri("model_run")
@@ -135,7 +144,6 @@ def test_report_figures_links_and_the_pushed_models_card(first_run):
     # The model card names the pushed version and its per-class metrics on the eval split.
     pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
     version = pushed["pushed_version"].string_value
-    selection = selection_lib.read(outputs["ModelSelector"].uri(selector_executor.BLESSING_KEY))
     with open(os.path.join(report_dir, run_report.MODEL_CARD_MD)) as f:
         card = f.read()
     members = selection.members().get(selection.winner)
@@ -416,3 +424,35 @@ def test_the_ensembles_tfma_metrics_are_its_own_probabilities_scored_directly(fi
     direct = np.zeros((classes, classes))
     np.add.at(direct, (labels, predicted), 1)
     np.testing.assert_array_equal(evaluation.confusion_matrix(evaluation_uri, classes), direct)
+
+
+def test_the_pushed_version_has_a_tflite_twin_that_scores_as_the_saved_model(first_run):
+    """The Pusher's TFLite twin of the winner (VGG16-fer, ResNet50-fer or their ensemble):
+    beside TF Serving's folder, the same version, the class names in its metadata, and on the
+    eval images the SavedModel's answers: probabilities within 0.01 (float16 weights through
+    VGG16-fer or ResNet50-fer: looser than components/pusher/tflite_test.py's small networks),
+    accuracy within half a point."""
+    from serving import tflite_predict
+
+    outputs, out = first_run["outputs"], first_run["out"]
+    serving_root = os.path.join(local_outputs.OutputLayout(out).serving_dir, contract.MODEL_NAME)
+    (version,) = os.listdir(serving_root)
+    pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
+    tflite_dir = os.path.join(contract.tflite_base_path(serving_root), version)
+    assert pushed["pushed_tflite_destination"].string_value == tflite_dir
+    assert os.listdir(tflite_dir) == [contract.TFLITE_FILE]
+    classifier = tflite_predict.TFLiteClassifier(contract.tflite_base_path(serving_root))
+    assert classifier.classes == list(contract.DEFAULT_CLASSES)
+    assert classifier.version == int(version)
+
+    paths = sorted(glob.glob(os.path.join(first_run["data"], "PublicTest", "*", "*")))
+    images = [open(p, "rb").read() for p in paths]
+    served = tf.saved_model.load(os.path.join(serving_root, version)).signatures[
+        contract.SERVING_SIGNATURE](image_bytes=tf.constant(images))[
+        contract.PROBABILITIES_KEY].numpy()
+    local = np.array([p.probabilities for p in classifier.predict(images)])
+    np.testing.assert_allclose(local, served, atol=0.01, rtol=0)
+    truth = np.array([contract.DEFAULT_CLASSES.index(os.path.basename(os.path.dirname(p)))
+                      for p in paths])
+    assert abs(np.mean(local.argmax(axis=1) == truth) -
+               np.mean(served.argmax(axis=1) == truth)) <= 0.005

@@ -33,14 +33,24 @@ def check_report_folder(report_path):
     for page in (report_path, os.path.join(os.path.dirname(report_path),
                                            report.MODEL_CARD_HTML)):
         for target in local_targets(page):
+            target, _, fragment = target.partition("#")
             assert os.path.isfile(target), f"{page} links to a missing {target}"
+            if fragment:
+                with open(target) as f:
+                    assert f'id="{fragment}"' in f.read(), f"{page}: no #{fragment} in {target}"
             if target.endswith(".png"):
                 pngs.append(os.path.basename(target))
-                assert plots.png_size(target) == expected_size(os.path.basename(target))
+                assert plots.png_size(target) == expected_size(target)
     return pngs
 
 
-def expected_size(png_name):
+def expected_size(png_path):
+    png_name = os.path.basename(png_path)
+    if png_name.startswith(("mistakes_", "gradcam_")):   # a row per class: a whole count of rows
+        height = plots.png_size(png_path)[1]
+        rows, rest = divmod(height - plots.GALLERY_HEADER, plots.GALLERY_ROW_HEIGHT)
+        assert rest == 0 and rows >= 1, f"{png_name}: height {height} is no whole count of rows"
+        return plots.gallery_size(rows)
     if png_name.startswith("training_curves_"):
         return plots.CURVES_SIZE
     if png_name.startswith("confusion_matrix_"):

@@ -7,15 +7,17 @@ import tempfile
 from typing import Any, Dict, List
 
 import tensorflow as tf
+from absl import logging
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
+from tfx.utils import path_utils
 
 from components import contract
 from components.image_example_gen import ingest_report
 from components.model_selector import selection as selection_lib
 from components.pusher import executor as pusher_executor
-from components.run_report import report, sources
+from components.run_report import mistakes, report, sources
 
 EXAMPLES_KEY = "examples"
 INGEST_REPORT_KEY = "ingest_report"
@@ -23,15 +25,18 @@ STATISTICS_KEY = "statistics"
 ANOMALIES_KEY = "anomalies"
 SELECTION_KEY = "selection"
 PUSHED_MODEL_KEY = "pushed_model"
+TRANSFORM_GRAPH_KEY = "transform_graph"
 REPORT_KEY = "report"
 LABEL_NAMES_KEY = "label_names"
+REPORT_IMAGES_KEY = "report_images"
 REPORT_PATH_PROPERTY = "report_path"
 
 
 def input_keys(candidate: str) -> Dict[str, str]:
-    """The report's inputs of a candidate: its evaluation, and a trained architecture's
-    training record (the ensemble trains nothing)."""
-    keys = {"evaluation": f"{candidate}_evaluation"}
+    """The report's inputs of a candidate: its evaluation, its model (for its mistakes and, a
+    trained architecture's, its Grad-CAM heat), and a trained architecture's training record
+    (the ensemble trains nothing)."""
+    keys = {"evaluation": f"{candidate}_evaluation", "model": f"{candidate}_model"}
     if candidate in contract.ARCHITECTURES:
         keys["model_run"] = f"{candidate}_model_run"
     return keys
@@ -70,6 +75,11 @@ class Executor(base_executor.BaseExecutor):
                 blessed = bool(selection and selection.candidates.get(name, {}).get("blessed"))
                 evaluations[name] = sources.evaluation(evaluation.uri, label_names, blessed)
                 artifacts[f"Evaluator {name} evaluation"] = evaluation.uri
+        report_images = exec_properties.get(REPORT_IMAGES_KEY) or report.REPORT_IMAGES_ALL
+        galleries, attention = {}, {}
+        if report_images == report.REPORT_IMAGES_ALL:
+            galleries, attention = _mistakes_and_attention(
+                input_dict, examples.uri, label_names)
         inputs = report.ReportInputs(
             label_names=label_names,
             ingest=ingest,
@@ -85,7 +95,8 @@ class Executor(base_executor.BaseExecutor):
             pushed_destination=(pusher_executor.pushed_destination(pushed.mlmd_artifact)
                                 if pushed else None),
             artifacts={"examples": examples.uri, "statistics": statistics.uri,
-                       "anomalies": anomalies.uri, **artifacts})
+                       "anomalies": anomalies.uri, **artifacts},
+            galleries=galleries, attention=attention, report_images=report_images)
         output = artifact_utils.get_single_instance(output_dict[REPORT_KEY])
         # Written locally, then copied: the artifact may live on GCS (Kubeflow).
         with tempfile.TemporaryDirectory() as local_dir:
@@ -96,3 +107,31 @@ class Executor(base_executor.BaseExecutor):
                                  overwrite=True)
         output.set_string_custom_property(REPORT_PATH_PROPERTY,
                                           os.path.join(output.uri, report.REPORT_FILE))
+
+
+def _mistakes_and_attention(input_dict, examples_uri: str, label_names: List[str]):
+    """(candidate -> report.Gallery, architecture -> class -> Grad-CAM overlays) for the
+    candidates whose model is an input; Grad-CAM needs the Transform graph too."""
+    models = {name: _single(input_dict, input_keys(name)["model"])
+              for name in contract.CANDIDATES}
+    models = {name: model for name, model in models.items() if model}
+    if not models:
+        return {}, {}
+    records, labels, images = sources.eval_examples(examples_uri, label_names)
+    transform_graph = _single(input_dict, TRANSFORM_GRAPH_KEY)
+    galleries, attention = {}, {}
+    for name, model in models.items():
+        model_dir = path_utils.serving_model_path(model.uri,
+                                                  path_utils.is_old_model_artifact(model))
+        probabilities = sources.served_probabilities(model_dir, records)
+        worst = mistakes.confident_mistakes(labels, probabilities, label_names)
+        galleries[name] = report.Gallery(
+            mistakes=worst, images={e.index: images[e.index]
+                                    for shown in worst.values() for e in shown})
+        if name in contract.ARCHITECTURES and transform_graph:
+            attention[name] = sources.attention(
+                model_dir, transform_graph.uri, images,
+                mistakes.heatmap_examples(labels, probabilities, label_names), label_names)
+        logging.info("RunReport: %s scored %d eval examples for its mistakes", name,
+                     len(records))
+    return galleries, attention

@@ -29,6 +29,12 @@ LIMITATIONS = (
     "faces that are not cropped the same way.",
     "No evaluation by age, gender or skin tone was done: the data carries no such labels, and "
     "published work reports uneven accuracy across groups for models of this kind.",
+    "Legal limits: in the EU, the AI Act (Regulation (EU) 2024/1689) prohibits AI systems that "
+    "infer the emotions of a person in the workplace or in education institutions, except for "
+    "medical or safety reasons (Article 5(1)(f), in force since 2 February 2025); elsewhere it "
+    "classes emotion recognition as high-risk (Annex III, point 1(c)) and requires that the "
+    "people exposed to it be told (Article 50(3)). Face images are personal data under the "
+    "GDPR. Check the law where the model is used before deploying it.",
 )
 
 
@@ -45,6 +51,7 @@ class ModelCard:
     per_class: Dict[str, Dict[str, float]]
     candidates: List[Tuple[str, float, float, str]]
     data_limits: List[str]
+    gallery_figure: Optional[str] = None    # the pushed model's mistakes, when faces are shown
 
     @classmethod
     def build(cls, inputs, scores: Dict[str, Dict[str, Dict[str, float]]]) -> "ModelCard":
@@ -81,8 +88,11 @@ class ModelCard:
             pushed_destination=inputs.pushed_destination, architecture=architecture,
             details=details, data=data, label_names=list(inputs.label_names), overall=overall,
             per_class=scores.get(winner, {}) if winner else {}, candidates=candidates,
-            data_limits=_data_limits(data.get(contract.TRAIN_SPLIT, {}),
-                                     scores.get(winner, {}) if winner else {}))
+            gallery_figure=(_gallery_of(inputs, winner) or (None,))[0],
+            data_limits=_data_limits(
+                data.get(contract.TRAIN_SPLIT, {}), scores.get(winner, {}) if winner else {},
+                inputs.evaluations[winner].matrix if winner else None, list(inputs.label_names),
+                _gallery_of(inputs, winner)))
 
     @property
     def title(self) -> str:
@@ -106,6 +116,10 @@ class ModelCard:
             lines += _markdown_table(
                 ["class", "precision", "recall", "specificity", "F1", "support"],
                 self._per_class_rows())
+            if self.gallery_figure:
+                lines += [f"Its most confident mistakes per class: [{self.gallery_figure}]"
+                          f"({self.gallery_figure}), with Grad-CAM heatmaps in "
+                          "[the run report](report.html#mistakes).", ""]
         lines += ["## Candidates of this run", ""]
         lines += _markdown_table(["candidate", "accuracy", "macro-F1", "blessed"],
                                  self.candidates)
@@ -130,6 +144,11 @@ class ModelCard:
                          + html_page.table(None, self.overall)
                          + html_page.table(["class", "precision", "recall", "specificity",
                                             "F1", "support"], self._per_class_rows()))
+            if self.gallery_figure:
+                figure = html.escape(self.gallery_figure)
+                parts.append(f'<p>Its most confident mistakes per class: <a href="{figure}">'
+                             f'{figure}</a>, with Grad-CAM heatmaps in <a href="report.html'
+                             '#mistakes">the run report</a>.</p>')
         parts.append("<h2>Candidates of this run</h2>" + html_page.table(
             ["candidate", "accuracy", "macro-F1", "blessed"], self.candidates))
         parts.append("<h2>Limitations</h2><ul>" + "".join(
@@ -170,8 +189,20 @@ def _training_details(arch: str, training) -> List[Tuple[str, str]]:
          if s.get("time_plan") else [])
 
 
-def _data_limits(train_counts: Dict[str, int], per_class: Dict[str, Dict[str, float]]
-                 ) -> List[str]:
+def _gallery_of(inputs, winner: Optional[str]):
+    """(figure file, the weakest class's mistakes) of the winner's gallery when the report shows
+    face images, else None."""
+    from components.run_report import report  # report imports this module
+
+    gallery = inputs.galleries.get(winner) if winner else None
+    if gallery is None or inputs.report_images != report.REPORT_IMAGES_ALL:
+        return None
+    return report.mistakes_png(winner), gallery.mistakes
+
+
+def _data_limits(train_counts: Dict[str, int], per_class: Dict[str, Dict[str, float]],
+                 matrix: Optional[Sequence[Sequence[float]]] = None,
+                 label_names: Sequence[str] = (), gallery=None) -> List[str]:
     limits = []
     if train_counts and min(train_counts.values()) > 0:
         rarest = min(train_counts, key=train_counts.get)
@@ -182,9 +213,24 @@ def _data_limits(train_counts: Dict[str, int], per_class: Dict[str, Dict[str, fl
                           f"images as {rarest}.")
     if per_class:
         weakest = min(per_class, key=lambda name: per_class[name]["f1"])
-        limits.append(f"Weakest class on the eval split: {weakest} (F1 "
-                      f"{per_class[weakest]['f1']:.2f}); its predictions deserve the least "
-                      "trust.")
+        text = (f"Weakest class on the eval split: {weakest} (F1 "
+                f"{per_class[weakest]['f1']:.2f}); its predictions deserve the least trust.")
+        if matrix is not None and weakest in label_names:
+            row = list(matrix[list(label_names).index(weakest)])
+            taken = sorted(((count, name) for name, count in zip(label_names, row, strict=True)
+                            if name != weakest and count), reverse=True)[:2]
+            if taken:
+                text += (f" Its {int(sum(row))} examples were most often taken for "
+                         + " and ".join(f"{name} ({int(count)})" for count, name in taken) + ".")
+        if gallery:
+            figure, by_class = gallery
+            shown = by_class.get(weakest) or []
+            if shown:
+                text += (" Its most confident mistakes: "
+                         + ", ".join(f"given {e.predicted_class} at {e.probability:.2f}"
+                                     for e in shown[:3])
+                         + f" (images: {figure} in the run report).")
+        limits.append(text)
     return limits
 
 

@@ -26,6 +26,8 @@ CURVES_SIZE = (1500, 800)
 CONFUSION_SIZE = (1400, 600)
 COMPARISON_SIZE = (1200, 500)
 LABEL_DISTRIBUTION_SIZE = (1200, 450)
+# Per row (a class) of the mistakes gallery and the Grad-CAM grid; the width is fixed.
+GALLERY_WIDTH, GALLERY_ROW_HEIGHT, GALLERY_HEADER = 1200, 190, 60
 TRAIN_COLOR, VALID_COLOR = "#1f77b4", "#d62728"
 
 
@@ -37,6 +39,82 @@ def _figure(size: Tuple[int, int], rows: int = 1, cols: int = 1):
 def _save(fig, path: str) -> None:
     fig.savefig(path, dpi=DPI)  # no bbox_inches="tight": the pixel size stays the constant
     plt.close(fig)
+
+
+def _decoded(encoded: bytes):
+    """(pixels, colour map) of an encoded image, as sample_grid shows it."""
+    picture = Image.open(io.BytesIO(encoded))
+    gray = picture.mode in ("L", "LA", "I", "I;16")
+    return np.asarray(picture.convert("L" if gray else "RGB")), ("gray" if gray else None)
+
+
+def _bare(ax) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+
+
+def gallery_size(rows: int) -> Tuple[int, int]:
+    return GALLERY_WIDTH, GALLERY_HEADER + GALLERY_ROW_HEIGHT * max(rows, 1)
+
+
+def _gallery_layout(fig, title: str, rows: int) -> None:
+    """The title in the header band, the rows below it (each image titled above)."""
+    height = gallery_size(rows)[1]
+    fig.suptitle(title, fontsize=13, y=1 - 8 / height, va="top")
+    fig.subplots_adjust(left=0.12, right=0.99, top=1 - (GALLERY_HEADER + 5) / height,
+                        bottom=8 / height, hspace=0.35)
+
+
+def mistakes_gallery(by_class: Mapping[str, Sequence], images: Mapping[int, bytes],
+                     title: str, path: str) -> None:
+    """A row per true class: its mistakes (mistakes.Example, most confident first), each
+    titled with the class it was given and that class's probability."""
+    classes = list(by_class)
+    columns = max(1, max(len(v) for v in by_class.values()))
+    fig, axes = _figure(gallery_size(len(classes)), len(classes), columns)
+    for row, name in enumerate(classes):
+        for col in range(columns):
+            ax = axes[row][col]
+            _bare(ax)
+            if col < len(by_class[name]):
+                example = by_class[name][col]
+                pixels, cmap = _decoded(images[example.index])
+                ax.imshow(pixels, cmap=cmap, vmin=0, vmax=255)
+                ax.set_title(f"{example.predicted_class} {example.probability:.2f}",
+                             fontsize=10, color="#b00020")
+            if col == 0:
+                ax.set_ylabel(f"true: {name}", rotation=0, ha="right", va="center",
+                              fontsize=11)
+    _gallery_layout(fig, title, len(classes))
+    _save(fig, path)
+
+
+def heatmap_grid(by_class: Mapping[str, Sequence], per_kind: int, title: str,
+                 path: str) -> None:
+    """A row per class: up to `per_kind` right answers, a gap, up to `per_kind` wrong ones
+    (report.Heatmap), each titled with the class given and its probability."""
+    classes = list(by_class)
+    fig, axes = _figure(gallery_size(len(classes)), len(classes), 2 * per_kind + 1)
+    for row, name in enumerate(classes):
+        right = [h for h in by_class[name] if h.example.correct][:per_kind]
+        wrong = [h for h in by_class[name] if not h.example.correct][:per_kind]
+        cells = [*right, *[None] * (per_kind - len(right)), None,
+                 *wrong, *[None] * (per_kind - len(wrong))]
+        for col, heatmap in enumerate(cells):
+            ax = axes[row][col]
+            _bare(ax)
+            if heatmap is not None:
+                ax.imshow(heatmap.overlay)
+                ax.set_title(f"{heatmap.example.predicted_class} "
+                             f"{heatmap.example.probability:.2f}", fontsize=10,
+                             color="#006400" if heatmap.example.correct else "#b00020")
+            if col == 0:
+                ax.set_ylabel(f"true: {name}", rotation=0, ha="right", va="center",
+                              fontsize=11)
+    _gallery_layout(fig, title, len(classes))
+    _save(fig, path)
 
 
 def sample_grid(images: Mapping[str, Sequence[bytes]], path: str) -> None:

@@ -5,8 +5,10 @@ Built from plain data that the executor reads from the run's artifacts (`ReportI
 module does not touch TFX. Sections: the data (ingest counts, sample faces per class, per-split
 statistics from TFDV, the validation anomalies), training curves per architecture, evaluation
 on the eval split per candidate (each architecture, and their ensemble: confusion matrices,
-per-class precision / recall / specificity / F1 / support), the candidates side by side, the
-selection and what was pushed.
+per-class precision / recall / specificity / F1 / support), each candidate's most confident
+mistakes per class and each trained network's Grad-CAM heat over right and wrong answers, the
+candidates side by side, the selection and what was pushed. With `report_images` "none" no face
+image reaches the report or the card (faces are personal data); the numbers and plots stay.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any, Dict, List, Optional
 from components import contract
 from components.class_metrics import per_class_scores
 from components.models import training_metrics
-from components.run_report import html_page, model_card, plots
+from components.run_report import html_page, mistakes, model_card, plots
 
 REPORT_FILE = "report.html"
 MODEL_CARD_MD = "model_card.md"
@@ -28,6 +30,7 @@ MODEL_CARD_HTML = "model_card.html"
 SAMPLE_GRID_PNG = "samples.png"
 LABEL_DISTRIBUTION_PNG = "label_distribution.png"
 COMPARISON_PNG = "f1_per_class.png"
+REPORT_IMAGES_ALL, REPORT_IMAGES_NONE = contract.REPORT_IMAGES_ALL, contract.REPORT_IMAGES_NONE
 
 
 def curves_png(arch: str) -> str:
@@ -36,6 +39,29 @@ def curves_png(arch: str) -> str:
 
 def confusion_png(candidate: str) -> str:
     return f"confusion_matrix_{candidate}.png"
+
+
+def mistakes_png(candidate: str) -> str:
+    return f"mistakes_{candidate}.png"
+
+
+def heatmaps_png(arch: str) -> str:
+    return f"gradcam_{arch}.png"
+
+
+@dataclasses.dataclass
+class Gallery:
+    """A candidate's most confident mistakes per true class (mistakes.confident_mistakes), with
+    the encoded images they refer to by index."""
+
+    mistakes: Dict[str, List[mistakes.Example]]
+    images: Dict[int, bytes]
+
+
+@dataclasses.dataclass
+class Heatmap:
+    example: mistakes.Example
+    overlay: Any            # uint8 [H, W, 3]: the input under its Grad-CAM heat
 
 
 @dataclasses.dataclass
@@ -79,6 +105,10 @@ class ReportInputs:
     winner: Optional[str] = None
     pushed_destination: Optional[str] = None   # the version directory, None: nothing pushed
     artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # name -> URI, shown
+    galleries: Dict[str, Gallery] = dataclasses.field(default_factory=dict)  # candidate ->
+    # architecture -> class -> Grad-CAM overlays of right, then wrong answers
+    attention: Dict[str, Dict[str, List[Heatmap]]] = dataclasses.field(default_factory=dict)
+    report_images: str = REPORT_IMAGES_ALL
 
     def label(self, candidate: str) -> str:
         """The candidate's name, with an ensemble's members: "ensemble (vgg16 + resnet50)"."""
@@ -142,6 +172,7 @@ def write_report(inputs: ReportInputs, output_dir: str) -> str:
         sections.append(_training_section(inputs, out))
     if inputs.evaluations:
         sections.append(_evaluation_section(inputs, scores, out))
+        sections.append(_mistakes_section(inputs, scores, out))
     if inputs.artifacts:
         sections.append("<h2>Artifacts</h2>" + html_page.table(
             ["artifact", "URI"], [[k, v] for k, v in sorted(inputs.artifacts.items())]))
@@ -172,7 +203,7 @@ def _data_section(inputs: ReportInputs, out) -> str:
     if per_split:
         plots.label_distribution(per_split, out(LABEL_DISTRIBUTION_PNG))
         parts.append(html_page.img(LABEL_DISTRIBUTION_PNG, "examples per class and split"))
-    if inputs.samples:
+    if inputs.samples and inputs.report_images == REPORT_IMAGES_ALL:
         plots.sample_grid(inputs.samples, out(SAMPLE_GRID_PNG))
         parts.append(html_page.img(SAMPLE_GRID_PNG, "sample training images per class"))
     parts.append("<h3>Statistics (TFDV)</h3>")
@@ -259,4 +290,47 @@ def _outcome_section(inputs: ReportInputs) -> str:
         parts.append("<p>No models in this run: the data half only.</p>")
     parts.append(f'<p>Model card: <a href="{MODEL_CARD_HTML}">{MODEL_CARD_HTML}</a> '
                  f'(<a href="{MODEL_CARD_MD}">Markdown</a>)</p>')
+    return "".join(parts)
+
+
+def weakest_class(class_scores: Dict[str, Dict[str, float]]) -> str:
+    """The class with the lowest F1 (ties: the first)."""
+    return min(class_scores, key=lambda name: class_scores[name]["f1"])
+
+
+def _mistakes_section(inputs: ReportInputs, scores, out) -> str:
+    parts = ['<h2 id="mistakes">Mistakes and attention (eval split)</h2>']
+    weakest = [[inputs.label(name), weakest_class(s), s[weakest_class(s)]["f1"]]
+               for name, s in sorted(scores.items())]
+    parts.append(html_page.table(["candidate", "weakest class", "its F1"], weakest))
+    if inputs.report_images != REPORT_IMAGES_ALL:
+        parts.append("<p>Face images are left out of this report (<code>--report-images "
+                     "none</code>): the mistakes gallery and the Grad-CAM heatmaps show faces. "
+                     "The confusion matrices above count the same mistakes.</p>")
+        return "".join(parts)
+    parts.append(
+        "<p>Each candidate's most confident mistakes per true class: the image, then the class "
+        "it was given and that class's probability, as the served model (test-time views "
+        "included) scores it. Grad-CAM heat (red) shows where each trained network looked for "
+        "the class it gave, on its most confident right answers (left of the bar) and "
+        "wrong ones (right), at the network's input size; see "
+        "<code>components/run_report/gradcam.py</code> for which feature map.</p>")
+    for name, gallery in sorted(inputs.galleries.items()):
+        label = inputs.label(name)
+        parts.append(f"<h3>{html.escape(label)}: most confident mistakes</h3>")
+        if not any(gallery.mistakes.values()):
+            parts.append("<p>No mistakes on the eval split.</p>")
+            continue
+        plots.mistakes_gallery(gallery.mistakes, gallery.images, f"{label}: most confident "
+                               "mistakes per true class", out(mistakes_png(name)))
+        parts.append(html_page.img(mistakes_png(name), f"most confident mistakes of {label}"))
+    for arch, by_class in sorted(inputs.attention.items()):
+        parts.append(f"<h3>{html.escape(arch)}: Grad-CAM, right and wrong answers</h3>")
+        plots.heatmap_grid(by_class, mistakes.HEATMAPS_PER_KIND,
+                           f"{arch}: where it looked (right answers | wrong answers)",
+                           out(heatmaps_png(arch)))
+        parts.append(html_page.img(heatmaps_png(arch), f"Grad-CAM heatmaps of {arch}"))
+    if inputs.members:
+        parts.append("<p>An ensemble has no feature map of its own: its members' heat is "
+                     "above.</p>")
     return "".join(parts)

@@ -1,11 +1,12 @@
 """The run report and model card from plain inputs: files, figure sizes, links, contents."""
 import io
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from components import contract
-from components.run_report import model_card, report
+from components.run_report import mistakes, model_card, plots, report
 from tests.report_folder import check_report_folder
 
 LABELS = ["angry", "happy", "sad"]
@@ -17,7 +18,24 @@ def _png(value):
     return buffer.getvalue()
 
 
-def _inputs(pushed=True):
+def _gallery_and_attention():
+    """vgg16 took two sad faces for angry (0.9, 0.7) and one for happy; happy and angry have
+    none wrong."""
+    labels = np.array([2, 2, 2, 0, 1])
+    probabilities = np.array([[0.9, 0.05, 0.05], [0.7, 0.1, 0.2], [0.1, 0.6, 0.3],
+                              [0.8, 0.1, 0.1], [0.1, 0.8, 0.1]])
+    images = [_png(30 * i) for i in range(len(labels))]
+    worst = mistakes.confident_mistakes(labels, probabilities, LABELS)
+    gallery = report.Gallery(mistakes=worst, images={e.index: images[e.index]
+                                                     for shown in worst.values() for e in shown})
+    shown = mistakes.heatmap_examples(labels, probabilities, LABELS)
+    overlay = np.zeros((48, 48, 3), np.uint8)
+    attention = {"vgg16": {name: [report.Heatmap(example=e, overlay=overlay) for e in examples]
+                           for name, examples in shown.items()}}
+    return {"vgg16": gallery}, attention
+
+
+def _inputs(pushed=True, report_images=contract.REPORT_IMAGES_ALL):
     history = {"loss": [1.5, 1.2, 1.1], "val_loss": [1.6, 1.3, 1.35],
                "accuracy": [0.3, 0.5, 0.6], "val_accuracy": [0.3, 0.45, 0.5]}
     matrices = {"vgg16": [[8, 1, 1], [0, 10, 0], [2, 2, 6]],
@@ -44,7 +62,8 @@ def _inputs(pushed=True):
                      contract.MACRO_F1_METRIC: 0.79, "example_count": 30.0})
             for arch, m in matrices.items()},
         selection_metric=contract.ACCURACY_METRIC, winner="vgg16",
-        pushed_destination="/serving/fer/1764150000" if pushed else None)
+        pushed_destination="/serving/fer/1764150000" if pushed else None,
+        report_images=report_images)
 
 
 def test_report_figures_links_and_model_card(tmp_path):
@@ -137,3 +156,40 @@ def test_the_model_card_gives_a_time_budgets_plan_and_what_happened(tmp_path):
     inputs.trainings["vgg16"].summary.pop("time_plan")
     report.write_report(inputs, str(tmp_path))
     assert "time budget" not in (tmp_path / report.MODEL_CARD_MD).read_text()
+
+
+def test_the_mistakes_gallery_and_heatmaps_are_shown_and_the_card_links_them(tmp_path):
+    inputs = _inputs()
+    inputs.galleries, inputs.attention = _gallery_and_attention()
+    path = report.write_report(inputs, str(tmp_path))
+    pngs = check_report_folder(path)
+    assert report.mistakes_png("vgg16") in pngs and report.heatmaps_png("vgg16") in pngs
+    for name in (report.mistakes_png("vgg16"), report.heatmaps_png("vgg16")):
+        assert plots.png_size(str(tmp_path / name)) == plots.gallery_size(len(LABELS))
+    page = (tmp_path / report.REPORT_FILE).read_text()
+    assert 'id="mistakes"' in page and "Grad-CAM" in page
+    card = (tmp_path / report.MODEL_CARD_MD).read_text()
+    # The weakest class (sad, F1 0.71) with what it was taken for (its confusion-matrix row:
+    # 2 angry, 2 happy) and its most confident mistakes from the gallery.
+    assert ("Its 10 examples were most often taken for happy (2) and angry (2). Its most "
+            "confident mistakes: given angry at 0.90, given angry at 0.70, given happy at 0.60 "
+            "(images: mistakes_vgg16.png in the run report)") in card
+    assert "[mistakes_vgg16.png](mistakes_vgg16.png)" in card
+    assert "Article 5(1)(f)" in card
+
+
+def test_report_images_none_leaves_every_face_out(tmp_path):
+    inputs = _inputs(report_images=contract.REPORT_IMAGES_NONE)
+    inputs.galleries, inputs.attention = _gallery_and_attention()
+    path = report.write_report(inputs, str(tmp_path))
+    pngs = check_report_folder(path)
+    faces = {report.SAMPLE_GRID_PNG, report.mistakes_png("vgg16"), report.heatmaps_png("vgg16")}
+    assert not faces & set(pngs)
+    assert not faces & set(p.name for p in tmp_path.iterdir())   # not even written
+    # The numbers and plots stay.
+    assert report.confusion_png("vgg16") in pngs and report.curves_png("vgg16") in pngs
+    page = (tmp_path / report.REPORT_FILE).read_text()
+    assert "--report-images none" in page and "weakest class" in page
+    card = (tmp_path / report.MODEL_CARD_MD).read_text()
+    assert "Weakest class on the eval split: sad" in card and ".png" not in card
+    assert "Article 5(1)(f)" in card

@@ -1,19 +1,22 @@
 """Reads what the run report shows from the run's artifacts (by URI): sample images from
 ExampleGen's examples, TFDV statistics and anomalies, each Trainer's training record, each
-Evaluator's confusion matrix and metrics. Returns the plain data of `report`."""
+Evaluator's confusion matrix and metrics, each candidate's predictions on the eval split (its
+served SavedModel, as TF Serving would run it) and each trained network's Grad-CAM heat. Returns
+the plain data of `report`."""
 from __future__ import annotations
 
 import glob
 import os
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from components import contract
 from components import evaluation as evaluation_lib
-from components.models import training_summary
-from components.run_report import plots, report
+from components.models import training_summary, warm_start
+from components.run_report import gradcam, mistakes, plots, report
 
 STATISTICS_FILE = "FeatureStats.pb"   # what StatisticsGen writes per split
 ANOMALIES_FILE = "SchemaDiff.pb"      # what ExampleValidator writes per split
@@ -76,3 +79,64 @@ def evaluation(evaluation_uri: str, label_names: Sequence[str], blessed: bool
     return report.Evaluation(
         matrix=evaluation_lib.confusion_matrix(evaluation_uri, len(label_names)),
         metrics=evaluation_lib.overall_metrics(evaluation_uri, label_names), blessed=blessed)
+
+
+PREDICTION_BATCH = 64
+
+
+def _eval_records(examples_uri: str):
+    files = sorted(glob.glob(os.path.join(_split_dir(examples_uri, contract.EVAL_SPLIT), "*")))
+    return tf.data.TFRecordDataset(files, compression_type="GZIP")
+
+
+def eval_examples(examples_uri: str, label_names: Sequence[str]
+                  ) -> Tuple[List[bytes], np.ndarray, List[bytes]]:
+    """The eval split's serialized examples, labels (index into `label_names`) and encoded
+    images, in reading order; examples of other classes are left out."""
+    records, labels, images = [], [], []
+    for record in _eval_records(examples_uri):
+        serialized = record.numpy()
+        features = tf.train.Example.FromString(serialized).features.feature
+        name = features[contract.LABEL_NAME_KEY].bytes_list.value[0].decode()
+        if name in label_names:
+            records.append(serialized)
+            labels.append(list(label_names).index(name))
+            images.append(features[contract.IMAGE_KEY].bytes_list.value[0])
+    return records, np.asarray(labels, np.int64), images
+
+
+def served_probabilities(serving_model_dir: str, records: Sequence[bytes]) -> np.ndarray:
+    """float32 [N, C]: the SavedModel's served probabilities for serialized tf.Examples, through
+    its examples signature (test-time views and ensemble averaging included)."""
+    signature = tf.saved_model.load(serving_model_dir).signatures[contract.EXAMPLES_SIGNATURE]
+    out = [signature(tf.constant(list(records[i:i + PREDICTION_BATCH])))[
+               contract.PROBABILITIES_KEY].numpy()
+           for i in range(0, len(records), PREDICTION_BATCH)]
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def attention(serving_model_dir: str, transform_graph_uri: str, images: Sequence[bytes],
+              shown: Dict[str, List[mistakes.Example]], label_names: Sequence[str]
+              ) -> Dict[str, List[report.Heatmap]]:
+    """Class -> the Grad-CAM overlays of `shown`'s examples (their predicted class's heat), from
+    the network a Trainer exported as `serving_model_dir`, on the images as Transform makes
+    them."""
+    import tensorflow_transform as tft  # only here: the report's other readers need none
+
+    classifier, _ = warm_start.load_classifier(serving_model_dir)
+    layer = gradcam.feature_layer(classifier)
+    transform = tft.TFTransformOutput(transform_graph_uri).transform_features_layer()
+    out: Dict[str, List[report.Heatmap]] = {}
+    for name, examples in shown.items():
+        if not examples:
+            out[name] = []
+            continue
+        encoded = tf.constant([images[e.index] for e in examples])
+        inputs = transform({contract.IMAGE_KEY: tf.reshape(encoded, [-1, 1])})[
+            contract.IMAGE_XF_KEY].numpy()
+        heat = gradcam.heatmaps(classifier, inputs,
+                                [list(label_names).index(e.predicted_class) for e in examples],
+                                layer=layer)
+        out[name] = [report.Heatmap(example=e, overlay=gradcam.overlay(image, h))
+                     for e, image, h in zip(examples, inputs, heat, strict=True)]
+    return out
