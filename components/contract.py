@@ -164,6 +164,23 @@ OUTPUT_KEYS = (PROBABILITIES_KEY, CLASSES_KEY, CLASS_ID_KEY, PREDICTED_CLASS_KEY
 # TF Serving replays these PredictionLog records (TFRecord) when it loads a version; so does
 # fer-serve. Path relative to the version directory.
 WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
+# Not a signature (TF Serving never lists it): the exported module's function from Transform's
+# images (float32 [B, H, W, C] in [0, 1]) to PROBABILITIES_KEY, which the Pusher converts to TFLite.
+IMAGES_FUNCTION = "classify_images"
+# The Pusher's TFLite copy of each pushed version: <model base path>-tflite/<version>/, a sibling
+# of the model's directory (TF Serving scans only <serving_dir>/<MODEL_NAME>/), with the float16
+# model in TFLITE_FILE. Its class names, in probability order, are a JSON list in the
+# flatbuffer's metadata entry TFLITE_CLASS_NAMES_METADATA.
+TFLITE_DIR_SUFFIX = "-tflite"
+TFLITE_FILE = "model_float16.tflite"
+TFLITE_CLASS_NAMES_METADATA = "fer_class_names"
+
+
+def tflite_base_path(model_base_path: str) -> str:
+    """Where the TFLite versions of the model versions under `model_base_path` go."""
+    return model_base_path.rstrip("/") + TFLITE_DIR_SUFFIX
+
+
 # TF Serving's default ports (its container's gRPC and REST); fer-serve uses the same.
 GRPC_PORT = 8500
 REST_PORT = 8501

@@ -117,11 +117,12 @@ def test_the_model_builders_cover_the_contract_architectures():
 
 def test_serving_needs_only_the_contract_and_the_warmup_records():
     """fer-serve and the clients run where no pipeline code is wanted: of this project they may
-    import only `components.contract`, `components.warmup` and `components.quiet_start`, and
-    nothing may pull in TFX, tf.Transform, Keras or KerasTuner."""
+    import only `components.contract`, `components.warmup`, `components.quiet_start` and
+    `components.transform` (the TFLite client decodes images as Transform does), and nothing
+    may pull in TFX, tf.Transform, Keras or KerasTuner."""
     serving_dir = os.path.join(os.path.dirname(COMPONENTS_DIR), "serving")
     allowed = {"components", "components.contract", "components.warmup",
-               "components.quiet_start"}
+               "components.quiet_start", "components.transform"}
     for name in sorted(os.listdir(serving_dir)):
         if not name.endswith(".py") or name.endswith("_test.py") or name == "conftest.py":
             continue

@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help="find faces in each photo (OpenCV Haar cascade) and classify each")
     predict.add_argument("--min-face", type=int, default=faces_lib.DEFAULT_MIN_FACE_PX,
                          help="smallest face to find, pixels")
+    predict.add_argument("--tflite", metavar="PATH",
+                         help="classify here with the Pusher's TFLite model instead of asking a "
+                              "server: a .tflite file, its version directory, or "
+                              "<serving_dir>/fer-tflite (the newest version); the connection "
+                              "options are not used")
     sub.add_parser("status", parents=[common], help="versions and their states",
                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     sub.add_parser("metadata", parents=[common], help="signatures of the served version",
@@ -67,8 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 def make_client(args):
     """The GrpcClient or RestClient parsed `args` ask for (client.connect), retrying
     UNAVAILABLE `--retries` times; REST with --ca-file or --cert-file and no --server goes to
-    the default REST port over https. Raises what the client's constructor raises (ValueError
-    for a bad URL, OSError for an unreadable PEM file)."""
+    the default REST port over https; with `--tflite`, a serving.tflite_predict.TFLiteClassifier
+    (no server). Raises what the client's constructor raises (ValueError for a bad URL or a
+    TFLite file without class names, OSError for an unreadable PEM or TFLite file)."""
+    if getattr(args, "tflite", None):
+        from serving import tflite_predict
+        with quiet_start.quiet_start(args.verbose):  # TFLite's INFO line on its CPU delegate
+            return tflite_predict.TFLiteClassifier(args.tflite)
     from serving import client as client_lib
 
     options = dict(model_name=args.model_name, version=args.model_version,
@@ -169,7 +179,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"fer-client: {e}", file=sys.stderr)
         return 2
     except client_lib.ClientError as e:
-        print(f"fer-client: the server answered {e.code}: {e.message}", file=sys.stderr)
+        answered = "the TFLite model refused" if getattr(args, "tflite", None) else \
+            "the server answered"
+        print(f"fer-client: {answered} {e.code}: {e.message}", file=sys.stderr)
         return 1
     finally:
         client.close()

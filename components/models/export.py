@@ -1,6 +1,10 @@
 """The exported serving model: Transform graph + Keras model(s) + class names, with the
 signatures named in components/contract.py and the warm-up records TF Serving replays. One
-network (a Trainer) or several averaged (the Ensemble), each with its own test-time views."""
+network (a Trainer) or several averaged (the Ensemble), each with its own test-time views.
+
+Beside the signatures the module keeps contract.IMAGES_FUNCTION, the same probabilities from
+the Transform layer's output (float images), which the Pusher converts to TFLite
+(components/pusher/tflite.py). It is no signature, so TF Serving never lists it."""
 from __future__ import annotations
 
 import dataclasses
@@ -74,15 +78,23 @@ class ExportModule(tf.Module):
         self.tft_layer = tf_transform_output.transform_features_layer()
         self.class_names = tf.constant(label_names)
         self._image_spec = tf_transform_output.raw_feature_spec()[contract.IMAGE_KEY]
+        image_shape = tf_transform_output.transformed_feature_spec()[contract.IMAGE_XF_KEY].shape
+        # A tf.function per instance: its input signature is this Transform graph's image shape.
+        setattr(self, contract.IMAGES_FUNCTION, tf.function(
+            self._probabilities,
+            input_signature=[tf.TensorSpec([None, *image_shape], tf.float32, name="images")]))
 
-    def _predict(self, image_bytes):
-        transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
-        images = transformed[contract.IMAGE_XF_KEY]
+    def _probabilities(self, images):
+        """Mean class probabilities [B, C] of the networks over Transform's images."""
         # The mean of one tensor is that tensor, bit for bit.
-        probabilities = tf.reduce_mean(tf.stack([
+        return tf.reduce_mean(tf.stack([
             predict_probabilities(network, images, tta, tta_shift)
             for network, (tta, tta_shift) in zip(self.networks, self._views, strict=True)]),
             axis=0)
+
+    def _predict(self, image_bytes):
+        transformed = self.tft_layer({contract.IMAGE_KEY: tf.reshape(image_bytes, [-1, 1])})
+        probabilities = self._probabilities(transformed[contract.IMAGE_XF_KEY])
         return prediction_outputs(probabilities, self.class_names)
 
     @tf.function(input_signature=[

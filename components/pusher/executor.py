@@ -5,12 +5,20 @@ shows up. TFX's Pusher copies straight into that directory (saved_model.pb last)
 POSIX file system this executor copies into a hidden staging directory beside it, then renames it
 to `<version>`: a watcher sees either no version or a complete one. Other file systems (gs://,
 ...) have no atomic rename; there it falls back to TFX's behaviour.
+
+Each version pushed also gets a TFLite twin (components/pusher/tflite.py: float16 weights, the
+class names in its metadata) at `<base_directory>-tflite/<same version>/`, a sibling TF Serving
+never scans. It is staged and renamed the same way, before the SavedModel's rename, so a
+version's TFLite directory is complete by the time the version itself appears. A model exported
+without the float-image function it converts (older code), or that TFLite cannot express
+(bfloat16 arithmetic), is pushed without one, with a warning.
 """
 from __future__ import annotations
 
 import hashlib
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from typing import Any, Dict, List, Optional
@@ -22,10 +30,12 @@ from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.utils import proto_utils
 
-from components import resolvers
+from components import contract, resolvers
+from components.pusher import tflite
 
 PUSHED_PROPERTY = resolvers.PUSHED_PROPERTY     # set by TFX's Pusher executor
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
+TFLITE_DESTINATION_PROPERTY = "pushed_tflite_destination"  # the version's TFLite directory
 ALREADY_SERVING_PROPERTY = "already_serving_version"  # not pushed: that version is this model
 
 
@@ -87,17 +97,38 @@ def _is_local(path: str) -> bool:
     return "://" not in path
 
 
-def publish_atomically(model_path: str, base_directory: str) -> str:
-    """Copies `model_path` to `<base_directory>/<unix time>`; returns the version directory."""
-    os.makedirs(base_directory, exist_ok=True)
+def publish_atomically(model_path: str, base_directory: str,
+                       tflite_dir: Optional[str] = None) -> str:
+    """Copies `model_path` to `<base_directory>/<unix time>`; with `tflite_dir`, copies that to
+    `<base_directory>-tflite/<the same version>` (contract.tflite_base_path) and renames it
+    into place first. Returns the version directory."""
+    copies = [(model_path, base_directory)]
+    if tflite_dir is not None:
+        copies.insert(0, (tflite_dir, contract.tflite_base_path(base_directory)))
+    for _, base in copies:
+        os.makedirs(base, exist_ok=True)
     version = int(time.time())
-    while os.path.exists(os.path.join(base_directory, str(version))):
+    while any(os.path.exists(os.path.join(base, str(version))) for _, base in copies):
         version += 1  # two pushes within a second: versions must stay unique and increasing
-    staging = os.path.join(base_directory, f".staging-{version}-{uuid.uuid4().hex[:8]}")
-    shutil.copytree(model_path, staging)
-    final = os.path.join(base_directory, str(version))
-    os.rename(staging, final)  # atomic on one file system
-    return final
+    staged = []
+    for source, base in copies:
+        staging = os.path.join(base, f".staging-{version}-{uuid.uuid4().hex[:8]}")
+        shutil.copytree(source, staging)
+        staged.append((staging, os.path.join(base, str(version))))
+    for staging, final in staged:
+        os.rename(staging, final)  # atomic on one file system
+    return os.path.join(base_directory, str(version))
+
+
+def _write_tflite(model_path: str, tflite_dir: str) -> bool:
+    """Writes the TFLite twin of `model_path` into `tflite_dir`; False (with a warning) for a
+    model that has none (tflite.NotConvertibleError): the SavedModel is pushed all the same."""
+    try:
+        tflite.write_version(model_path, tflite_dir)
+    except tflite.NotConvertibleError as e:
+        logging.warning("%s", e)
+        return False
+    return True
 
 
 class Executor(tfx_pusher_executor.Executor):
@@ -131,8 +162,16 @@ class Executor(tfx_pusher_executor.Executor):
             self._MarkNotPushed(model_push)
             model_push.set_string_custom_property(ALREADY_SERVING_PROPERTY, serving)
             return
-        serving_path = publish_atomically(model_path, base)
+        with tempfile.TemporaryDirectory() as tflite_dir:
+            with_tflite = _write_tflite(model_path, tflite_dir)
+            serving_path = publish_atomically(model_path, base,
+                                              tflite_dir if with_tflite else None)
         logging.info("Model published to %s", serving_path)
         shutil.copytree(model_path, model_push.uri, dirs_exist_ok=True)  # archive, as TFX does
         self._MarkPushed(model_push, pushed_destination=serving_path,
                          pushed_version=os.path.basename(serving_path))
+        if with_tflite:
+            tflite_path = os.path.join(contract.tflite_base_path(base),
+                                       os.path.basename(serving_path))
+            logging.info("TFLite model published to %s", tflite_path)
+            model_push.set_string_custom_property(TFLITE_DESTINATION_PROPERTY, tflite_path)

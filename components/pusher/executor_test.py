@@ -1,5 +1,6 @@
 """Atomic publishing of model versions."""
 import os
+import time
 
 from components.pusher import executor
 
@@ -93,3 +94,87 @@ def test_the_model_already_serving_is_recognised_and_only_it(tmp_path):
     executor.publish_atomically(other, base)
     # Only the latest version counts: the first model is no longer what serves.
     assert executor.serving_version_of(model, base) is None
+
+
+def test_a_tflite_twin_appears_with_the_same_version_beside_the_model_directory(
+        tmp_path, monkeypatch):
+    now = 1_800_000_000
+    monkeypatch.setattr(time, "time", lambda: now + 0.5)
+    model = make_model(str(tmp_path / "model"))
+    tflite_dir = tmp_path / "tflite"
+    tflite_dir.mkdir()
+    (tflite_dir / "model_float16.tflite").write_bytes(b"flatbuffer")
+    base = str(tmp_path / "serving" / "fer")
+    tflite_base = str(tmp_path / "serving" / "fer-tflite")
+    os.makedirs(os.path.join(tflite_base, str(now)))  # this second's version is taken there
+    version_dir = executor.publish_atomically(model, base, str(tflite_dir))
+
+    # A version number taken in either folder is not used in the other.
+    assert version_dir == os.path.join(base, str(now + 1))
+    assert os.listdir(base) == [str(now + 1)]  # TF Serving's folder: the SavedModel only
+    assert sorted(os.listdir(tmp_path / "serving")) == ["fer", "fer-tflite"]
+    assert sorted(os.listdir(tflite_base)) == [str(now), str(now + 1)]  # no staging left
+    assert os.listdir(os.path.join(tflite_base, str(now + 1))) == ["model_float16.tflite"]
+
+
+def _artifact(cls, uri, **int_properties):
+    artifact = cls()
+    artifact.uri = uri
+    for name, value in int_properties.items():
+        artifact.set_int_custom_property(name, value)
+    return artifact
+
+
+def _push(saved_model_dir, tmp_path):
+    """Runs the Pusher executor on a blessed model artifact holding `saved_model_dir`; returns
+    (its pushed_model artifact, the serving directory)."""
+    import shutil
+
+    from tfx.proto import pusher_pb2
+    from tfx.types import standard_artifacts
+    from tfx.types import standard_component_specs as specs
+    from tfx.utils import path_utils, proto_utils
+
+    from components import contract
+
+    model_uri = str(tmp_path / "Ensemble" / "model")
+    shutil.copytree(saved_model_dir, path_utils.serving_model_path(model_uri))
+    serving_dir = tmp_path / "serving"
+    destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
+        base_directory=str(serving_dir / contract.MODEL_NAME)))
+    pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "Pusher" / "pushed"))
+    executor.Executor().Do(
+        {specs.MODEL_KEY: [_artifact(standard_artifacts.Model, model_uri)],
+         specs.MODEL_BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing,
+                                              str(tmp_path / "blessing"), blessed=1)]},
+        {specs.PUSHED_MODEL_KEY: [pushed]},
+        {specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
+    return pushed, serving_dir
+
+
+def test_the_pusher_publishes_the_winner_and_its_tflite_twin_with_the_class_names(tmp_path):
+    from components import contract
+    from serving import tflite_predict
+    from tests import tflite_models
+
+    pushed, serving_dir = _push(tflite_models.shared_trained_exports().ensemble, tmp_path)
+    version = pushed.get_string_custom_property("pushed_version")
+    assert os.listdir(serving_dir / contract.MODEL_NAME) == [version]
+    tflite_version_dir = serving_dir / (contract.MODEL_NAME + contract.TFLITE_DIR_SUFFIX) / version
+    assert pushed.get_string_custom_property(executor.TFLITE_DESTINATION_PROPERTY) == \
+        str(tflite_version_dir)
+    assert os.listdir(tflite_version_dir) == [contract.TFLITE_FILE]
+    classifier = tflite_predict.TFLiteClassifier(str(tflite_version_dir))
+    assert classifier.classes == tflite_models.LABELS
+    assert classifier.version == int(version)
+
+
+def test_a_model_without_a_tflite_twin_is_pushed_all_the_same(tmp_path):
+    from components import contract
+    from tests import tiny_models
+
+    old_export = tiny_models.export(str(tmp_path / "old"))  # no float-image function
+    pushed, serving_dir = _push(old_export, tmp_path)
+    assert pushed.get_int_custom_property("pushed") == 1
+    assert os.listdir(serving_dir) == [contract.MODEL_NAME]
+    assert executor.TFLITE_DESTINATION_PROPERTY not in pushed.mlmd_artifact.custom_properties

@@ -1,0 +1,131 @@
+"""Tiny trained exports for the TFLite tests (test helper): a Transform graph of the pipeline's
+own preprocessing_fn, two small convolutional networks trained for a few seconds on generated
+faces, and their exports through components/models/export.py (one network with ten test-time
+crops; both as an ensemble), with held-out faces and labels to measure them on.
+
+The networks are not the project's VGG16/ResNet50 (too slow to train in a test); what the
+TFLite conversion depends on is the export around them (Transform layer, test-time views, the
+ensemble's mean), which is the project's own."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from typing import List
+
+import numpy as np
+
+from components import contract, transform
+from tests import image_folders
+
+SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                           "schema", "schema.pbtxt")
+IMAGE_SIZE = 32
+LABELS = ["angry", "happy", "sad"]
+TRAIN_PER_CLASS = 40
+HELD_OUT_PER_CLASS = 12   # 36 held-out images
+
+
+@dataclasses.dataclass
+class TrainedExports:
+    single: str                 # SavedModel dir: one network, ten test-time crops
+    ensemble: str               # SavedModel dir: the mean of two networks
+    images: List[bytes]         # held-out encoded faces
+    labels: np.ndarray          # their label ids (index into LABELS)
+
+
+def _raw_example(label: int, seed: int) -> dict:
+    name = LABELS[label]
+    return {contract.IMAGE_KEY: [image_folders.encode(image_folders.face(name, seed))],
+            contract.LABEL_KEY: [label], contract.LABEL_NAME_KEY: [name.encode()],
+            contract.SOURCE_PATH_KEY: [f"Training/{name}/{seed}.jpg".encode()],
+            contract.IMAGE_HEIGHT_KEY: [48], contract.IMAGE_WIDTH_KEY: [48],
+            contract.IMAGE_CHANNELS_KEY: [1], contract.IMAGE_FORMAT_KEY: [b"JPEG"]}
+
+
+def write_transform_graph(out_dir: str) -> str:
+    """What TFX's Transform writes as its transform_graph, for the pipeline's preprocessing_fn
+    at IMAGE_SIZE px."""
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from tensorflow_transform.tf_metadata import dataset_metadata
+    from tfx.utils import io_utils
+
+    metadata = dataset_metadata.DatasetMetadata(io_utils.SchemaReader().read(SCHEMA_FILE))
+
+    def preprocessing_fn(inputs):
+        return transform.preprocessing_fn(inputs, {transform.IMAGE_SIZE_CONFIG_KEY: IMAGE_SIZE})
+
+    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
+        raw = pipeline | beam.Create([_raw_example(i % len(LABELS), i) for i in range(3)])
+        transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
+        _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
+        _ = metadata | "raw metadata" >> tft_beam.WriteMetadata(
+            os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline)
+    return out_dir
+
+
+def _faces(per_class: int, first_seed: int):
+    images, labels = [], []
+    for i in range(per_class):
+        for label, name in enumerate(LABELS):
+            images.append(image_folders.encode(image_folders.face(name, first_seed + i)))
+            labels.append(label)
+    return images, np.array(labels)
+
+
+def _train_network(images, labels, seed: int):
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    network = keras.Sequential([
+        keras.Input([IMAGE_SIZE, IMAGE_SIZE, 1]),
+        keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Conv2D(32, 3, activation="relu"),
+        keras.layers.MaxPooling2D(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(len(LABELS), activation="softmax"),
+    ])
+    network.compile(optimizer=keras.optimizers.Adam(0.01),
+                    loss="sparse_categorical_crossentropy")
+    network.fit(images, labels, epochs=10, batch_size=30, verbose=0)
+    return network
+
+
+def trained_exports(root: str) -> TrainedExports:
+    """Trains the two networks and writes both exports under `root`."""
+    import tensorflow_transform as tft
+
+    from components.models import export
+
+    tf_transform_output = tft.TFTransformOutput(
+        write_transform_graph(os.path.join(root, "transform_graph")))
+    train_bytes, train_labels = _faces(TRAIN_PER_CLASS, first_seed=0)
+    pixels = transform.decode_images(np.array(train_bytes, dtype=object), IMAGE_SIZE, 1).numpy()
+    networks = [_train_network(pixels, train_labels, seed) for seed in (1, 2)]
+    single = os.path.join(root, "single")
+    export.export_model(networks[0], tf_transform_output, LABELS, single, "crops", 2)
+    ensemble = os.path.join(root, "ensemble")
+    export.export_members([export.Member(networks[0], "crops", 2),
+                           export.Member(networks[1], "flip")],
+                          tf_transform_output, LABELS, ensemble)
+    held_out, held_out_labels = _faces(HELD_OUT_PER_CLASS, first_seed=10_000)
+    return TrainedExports(single, ensemble, held_out, held_out_labels)
+
+
+_SHARED: dict = {}
+
+
+def shared_trained_exports() -> TrainedExports:
+    """`trained_exports` built once per test process (about 30 s on 2 cores) for every test
+    module that needs them, in a temporary folder removed at exit."""
+    if "exports" not in _SHARED:
+        import atexit
+        import shutil
+
+        root = tempfile.mkdtemp(prefix="tflite_exports_")
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _SHARED["exports"] = trained_exports(root)
+    return _SHARED["exports"]
