@@ -84,6 +84,10 @@ def mistakes_gallery(by_class: Mapping[str, Sequence], images: Mapping[int, byte
                 ax.imshow(pixels, cmap=cmap, vmin=0, vmax=255)
                 ax.set_title(f"{example.predicted_class} {example.probability:.2f}",
                              fontsize=10, color="#b00020")
+            elif col == 0:  # an empty row would read as a missing figure
+                ax.set_box_aspect(1)  # square, as the image cells are
+                ax.text(0.5, 0.5, "no mistakes", ha="center", va="center", fontsize=10,
+                        color="#006400", transform=ax.transAxes)
             if col == 0:
                 ax.set_ylabel(f"true: {name}", rotation=0, ha="right", va="center",
                               fontsize=11)
