@@ -1,11 +1,15 @@
 """The tf.Example of one image and the split it goes to: shared by the image-folder and the
-CSV sources, so that one image gives the same example and lands in the same split either way.
+CSV sources, so that one image gives the same example and lands in the same split either way;
+and the reader of a split's examples in the Examples artifact (the run report, the Pusher).
 """
 from __future__ import annotations
 
+import glob
 import hashlib
-from typing import Dict, Optional
+import os
+from typing import Dict, List, NamedTuple, Optional, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 from components import contract
@@ -68,3 +72,32 @@ def split_of(key: str, split: Optional[str], split_ratios: Optional[Dict[str, fl
             and in_validation(key, validation_fraction)):
         split = contract.VALID_SPLIT
     return split
+
+
+def split_files(examples_uri: str, split: str) -> List[str]:
+    """The gzipped TFRecord files of `split` in an Examples artifact, in order."""
+    return sorted(glob.glob(os.path.join(examples_uri, f"Split-{split}", "*")))
+
+
+class LabelledImages(NamedTuple):
+    records: List[bytes]      # the serialized tf.Examples
+    labels: np.ndarray        # int64 index into the label names asked for
+    images: List[bytes]       # the encoded images
+
+
+def labelled_images(examples_uri: str, split: str,
+                    label_names: Sequence[str]) -> LabelledImages:
+    """`split`'s examples in reading order, with their labels as indices into `label_names`
+    and their encoded images; examples of other classes are left out."""
+    records, labels, images = [], [], []
+    index = {name: i for i, name in enumerate(label_names)}
+    files = split_files(examples_uri, split)
+    for record in tf.data.TFRecordDataset(files, compression_type="GZIP"):
+        serialized = record.numpy()
+        features = tf.train.Example.FromString(serialized).features.feature
+        name = features[contract.LABEL_NAME_KEY].bytes_list.value[0].decode()
+        if name in index:
+            records.append(serialized)
+            labels.append(index[name])
+            images.append(features[contract.IMAGE_KEY].bytes_list.value[0])
+    return LabelledImages(records, np.asarray(labels, np.int64), images)

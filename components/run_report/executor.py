@@ -14,7 +14,7 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components import contract
-from components.image_example_gen import ingest_report
+from components.image_example_gen import ingest_report, tf_examples
 from components.model_selector import selection as selection_lib
 from components.pusher import executor as pusher_executor
 from components.run_report import mistakes, report, sources
@@ -117,7 +117,8 @@ def _mistakes_and_attention(input_dict, examples_uri: str, label_names: List[str
     models = {name: model for name, model in models.items() if model}
     if not models:
         return {}, {}
-    records, labels, images = sources.eval_examples(examples_uri, label_names)
+    records, labels, images = tf_examples.labelled_images(examples_uri, contract.EVAL_SPLIT,
+                                                          label_names)
     transform_graph = _single(input_dict, TRANSFORM_GRAPH_KEY)
     galleries, attention = {}, {}
     for name, model in models.items():

@@ -5,9 +5,8 @@ served SavedModel, as TF Serving would run it) and each trained network's Grad-C
 the plain data of `report`."""
 from __future__ import annotations
 
-import glob
 import os
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -15,6 +14,7 @@ from tensorflow_metadata.proto.v0 import anomalies_pb2, statistics_pb2
 
 from components import contract
 from components import evaluation as evaluation_lib
+from components.image_example_gen import tf_examples
 from components.models import training_summary, warm_start
 from components.run_report import gradcam, mistakes, plots, report
 
@@ -30,7 +30,7 @@ def sample_images(examples_uri: str, split: str, label_names: Sequence[str],
                   per_class: int = plots.SAMPLES_PER_CLASS) -> Dict[str, List[bytes]]:
     """The first `per_class` encoded images of each class in `split` (gzipped tf.Examples),
     reading no further than needed."""
-    files = sorted(glob.glob(os.path.join(_split_dir(examples_uri, split), "*")))
+    files = tf_examples.split_files(examples_uri, split)
     samples: Dict[str, List[bytes]] = {name: [] for name in label_names}
     wanted = per_class * len(label_names)
     found = 0
@@ -82,27 +82,6 @@ def evaluation(evaluation_uri: str, label_names: Sequence[str], blessed: bool
 
 
 PREDICTION_BATCH = 64
-
-
-def _eval_records(examples_uri: str):
-    files = sorted(glob.glob(os.path.join(_split_dir(examples_uri, contract.EVAL_SPLIT), "*")))
-    return tf.data.TFRecordDataset(files, compression_type="GZIP")
-
-
-def eval_examples(examples_uri: str, label_names: Sequence[str]
-                  ) -> Tuple[List[bytes], np.ndarray, List[bytes]]:
-    """The eval split's serialized examples, labels (index into `label_names`) and encoded
-    images, in reading order; examples of other classes are left out."""
-    records, labels, images = [], [], []
-    for record in _eval_records(examples_uri):
-        serialized = record.numpy()
-        features = tf.train.Example.FromString(serialized).features.feature
-        name = features[contract.LABEL_NAME_KEY].bytes_list.value[0].decode()
-        if name in label_names:
-            records.append(serialized)
-            labels.append(list(label_names).index(name))
-            images.append(features[contract.IMAGE_KEY].bytes_list.value[0])
-    return records, np.asarray(labels, np.int64), images
 
 
 def served_probabilities(serving_model_dir: str, records: Sequence[bytes]) -> np.ndarray:
