@@ -169,10 +169,13 @@ WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 IMAGES_FUNCTION = "classify_images"
 # The Pusher's TFLite copy of each pushed version: <model base path>-tflite/<version>/, a sibling
 # of the model's directory (TF Serving scans only <serving_dir>/<MODEL_NAME>/), with the float16
-# model in TFLITE_FILE. Its class names, in probability order, are a JSON list in the
-# flatbuffer's metadata entry TFLITE_CLASS_NAMES_METADATA.
+# model in TFLITE_FILE, the dynamic-range int8 one in TFLITE_INT8_FILE when it kept its eval
+# accuracy, and both accuracies in TFLITE_EVAL_FILE. Its class names, in probability order, are a
+# JSON list in the flatbuffer's metadata entry TFLITE_CLASS_NAMES_METADATA.
 TFLITE_DIR_SUFFIX = "-tflite"
 TFLITE_FILE = "model_float16.tflite"
+TFLITE_INT8_FILE = "model_dynamic_int8.tflite"
+TFLITE_EVAL_FILE = "eval_accuracy.json"
 TFLITE_CLASS_NAMES_METADATA = "fer_class_names"
 
 

@@ -6,7 +6,6 @@ from typing import Any, List, Mapping, Optional, Sequence
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
-from tfx.dsl.components.base import executor_spec
 
 from components import contract, evaluation, resolvers
 from components import transform as transform_module
@@ -18,7 +17,7 @@ from components.image_example_gen.component import ImageFolderExampleGen
 from components.model_selector.component import ModelSelector
 from components.models import trainer as trainer_module
 from components.models import training_config
-from components.pusher import executor as pusher_executor
+from components.pusher.component import Pusher
 from components.run_report.component import RunReport
 from components.validation_gate import DriftGate, SchemaValidationGate, read_drift_config
 from pipeline import configs
@@ -241,13 +240,13 @@ def _model_half(example_gen, transform, training: Mapping[str, Mapping[str, Any]
     components.append(selector)
     pusher = None
     if serving_dir:
-        pusher = tfx.components.Pusher(
+        pusher = Pusher(
             model=selector.outputs["model"],
             model_blessing=selector.outputs["blessing"],
             push_destination=tfx.proto.PushDestination(
                 filesystem=tfx.proto.PushDestination.Filesystem(
                     base_directory=os.path.join(serving_dir, model_name))),
-            custom_executor_spec=executor_spec.ExecutorClassSpec(pusher_executor.Executor),
+            examples=example_gen.outputs["examples"],
         ).with_id(PUSHER_ID)
         components.append(pusher)
     return components, {

@@ -440,7 +440,11 @@ def test_the_pushed_version_has_a_tflite_twin_that_scores_as_the_saved_model(fir
     pushed = outputs["Pusher"].artifacts["pushed_model"][0].custom_properties
     tflite_dir = os.path.join(contract.tflite_base_path(serving_root), version)
     assert pushed["pushed_tflite_destination"].string_value == tflite_dir
-    assert os.listdir(tflite_dir) == [contract.TFLITE_FILE]
+    with open(os.path.join(tflite_dir, contract.TFLITE_EVAL_FILE)) as f:
+        scored = json.load(f)  # float16 and int8 on the eval split, int8 kept within a point
+    written = [contract.TFLITE_FILE] + [contract.TFLITE_INT8_FILE] * (
+        "dynamic_int8" in scored["written"])
+    assert sorted(os.listdir(tflite_dir)) == sorted([contract.TFLITE_EVAL_FILE, *written])
     classifier = tflite_predict.TFLiteClassifier(contract.tflite_base_path(serving_root))
     assert classifier.classes == list(contract.DEFAULT_CLASSES)
     assert classifier.version == int(version)
@@ -456,3 +460,5 @@ def test_the_pushed_version_has_a_tflite_twin_that_scores_as_the_saved_model(fir
                       for p in paths])
     assert abs(np.mean(local.argmax(axis=1) == truth) -
                np.mean(served.argmax(axis=1) == truth)) <= 0.005
+    assert scored["eval_images"] == len(paths)
+    assert scored["accuracy"]["float16"] == pytest.approx(np.mean(local.argmax(axis=1) == truth))

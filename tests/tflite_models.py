@@ -14,8 +14,10 @@ import tempfile
 from typing import List
 
 import numpy as np
+import tensorflow as tf
 
 from components import contract, transform
+from components.image_example_gen import tf_examples
 from tests import image_folders
 
 SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -129,3 +131,18 @@ def shared_trained_exports() -> TrainedExports:
         atexit.register(shutil.rmtree, root, ignore_errors=True)
         _SHARED["exports"] = trained_exports(root)
     return _SHARED["exports"]
+
+
+def eval_examples_artifact(root, images, labels, names=LABELS) -> str:
+    """An Examples artifact at `root` (a pathlib.Path) holding an eval split, as ExampleGen
+    writes it, of encoded `images` with label ids `labels` into `names`."""
+    split_dir = root / f"Split-{contract.EVAL_SPLIT}"
+    split_dir.mkdir(parents=True)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    with tf.io.TFRecordWriter(str(split_dir / "data_tfrecord-00000-of-00001.gz"),
+                              options) as writer:
+        for i, (data, label) in enumerate(zip(images, labels, strict=True)):
+            writer.write(tf_examples.make_example(
+                data, int(label), names[label], f"eval/{i}.jpg", "JPEG", 48, 48, 1)
+                .SerializeToString())
+    return str(root)

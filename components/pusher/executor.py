@@ -7,11 +7,12 @@ to `<version>`: a watcher sees either no version or a complete one. Other file s
 ...) have no atomic rename; there it falls back to TFX's behaviour.
 
 Each version pushed also gets a TFLite twin (components/pusher/tflite.py: float16 weights, the
-class names in its metadata) at `<base_directory>-tflite/<same version>/`, a sibling TF Serving
-never scans. It is staged and renamed the same way, before the SavedModel's rename, so a
-version's TFLite directory is complete by the time the version itself appears. A model exported
-without the float-image function it converts (older code), or that TFLite cannot express
-(bfloat16 arithmetic), is pushed without one, with a warning.
+class names in its metadata; with the `examples` input, the int8 one too where it kept its eval
+accuracy) at `<base_directory>-tflite/<same version>/`, a sibling TF Serving never scans. It is
+staged and renamed the same way, before the SavedModel's rename, so a version's TFLite directory
+is complete by the time the version itself appears. A model exported without the float-image
+function it converts (older code), or that TFLite cannot express (bfloat16 arithmetic), is
+pushed without one, with a warning.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ PUSHED_PROPERTY = resolvers.PUSHED_PROPERTY     # set by TFX's Pusher executor
 PUSHED_DESTINATION_PROPERTY = "pushed_destination"
 TFLITE_DESTINATION_PROPERTY = "pushed_tflite_destination"  # the version's TFLite directory
 ALREADY_SERVING_PROPERTY = "already_serving_version"  # not pushed: that version is this model
+EXAMPLES_KEY = "examples"  # optional input: its eval split measures the int8 TFLite model
 
 
 def pushed_destination(pushed_model) -> Optional[str]:
@@ -120,14 +122,19 @@ def publish_atomically(model_path: str, base_directory: str,
     return os.path.join(base_directory, str(version))
 
 
-def _write_tflite(model_path: str, tflite_dir: str) -> bool:
-    """Writes the TFLite twin of `model_path` into `tflite_dir`; False (with a warning) for a
-    model that has none (tflite.NotConvertibleError): the SavedModel is pushed all the same."""
+def _write_tflite(model_path: str, tflite_dir: str, examples_uri: Optional[str]) -> bool:
+    """Writes the TFLite twin of `model_path` into `tflite_dir` (int8 measured on
+    `examples_uri`'s eval split, when given); False (with a warning) for a model that has none
+    (tflite.NotConvertibleError): the SavedModel is pushed all the same."""
     try:
-        tflite.write_version(model_path, tflite_dir)
+        written = tflite.write_version(model_path, tflite_dir, examples_uri)
     except tflite.NotConvertibleError as e:
         logging.warning("%s", e)
         return False
+    if "eval" in written:
+        logging.info("TFLite eval accuracy on %d images: %s; written: %s",
+                     written["eval"]["eval_images"], written["eval"]["accuracy"],
+                     ", ".join(written["eval"]["written"]))
     return True
 
 
@@ -163,7 +170,9 @@ class Executor(tfx_pusher_executor.Executor):
             model_push.set_string_custom_property(ALREADY_SERVING_PROPERTY, serving)
             return
         with tempfile.TemporaryDirectory() as tflite_dir:
-            with_tflite = _write_tflite(model_path, tflite_dir)
+            examples = input_dict.get(EXAMPLES_KEY) or []
+            with_tflite = _write_tflite(model_path, tflite_dir,
+                                        examples[0].uri if examples else None)
             serving_path = publish_atomically(model_path, base,
                                               tflite_dir if with_tflite else None)
         logging.info("Model published to %s", serving_path)

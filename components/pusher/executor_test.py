@@ -125,9 +125,10 @@ def _artifact(cls, uri, **int_properties):
     return artifact
 
 
-def _push(saved_model_dir, tmp_path):
-    """Runs the Pusher executor on a blessed model artifact holding `saved_model_dir`; returns
-    (its pushed_model artifact, the serving directory)."""
+def _push(saved_model_dir, tmp_path, examples_uri=None):
+    """Runs the Pusher executor on a blessed model artifact holding `saved_model_dir` (and
+    the Examples artifact at `examples_uri`, when given); returns (its pushed_model artifact,
+    the serving directory)."""
     import shutil
 
     from tfx.proto import pusher_pb2
@@ -143,10 +144,13 @@ def _push(saved_model_dir, tmp_path):
     destination = pusher_pb2.PushDestination(filesystem=pusher_pb2.PushDestination.Filesystem(
         base_directory=str(serving_dir / contract.MODEL_NAME)))
     pushed = _artifact(standard_artifacts.PushedModel, str(tmp_path / "Pusher" / "pushed"))
+    inputs = {specs.MODEL_KEY: [_artifact(standard_artifacts.Model, model_uri)],
+              specs.MODEL_BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing,
+                                                   str(tmp_path / "blessing"), blessed=1)]}
+    if examples_uri:
+        inputs[executor.EXAMPLES_KEY] = [_artifact(standard_artifacts.Examples, examples_uri)]
     executor.Executor().Do(
-        {specs.MODEL_KEY: [_artifact(standard_artifacts.Model, model_uri)],
-         specs.MODEL_BLESSING_KEY: [_artifact(standard_artifacts.ModelBlessing,
-                                              str(tmp_path / "blessing"), blessed=1)]},
+        inputs,
         {specs.PUSHED_MODEL_KEY: [pushed]},
         {specs.PUSH_DESTINATION_KEY: proto_utils.proto_to_json(destination)})
     return pushed, serving_dir
@@ -167,6 +171,28 @@ def test_the_pusher_publishes_the_winner_and_its_tflite_twin_with_the_class_name
     classifier = tflite_predict.TFLiteClassifier(str(tflite_version_dir))
     assert classifier.classes == tflite_models.LABELS
     assert classifier.version == int(version)
+
+
+def test_with_the_examples_the_tflite_version_says_how_each_form_scored(tmp_path):
+    import json
+
+    from components import contract
+    from components.pusher import tflite
+    from tests import tflite_models
+
+    exports = tflite_models.shared_trained_exports()
+    examples = tflite_models.eval_examples_artifact(tmp_path / "examples", exports.images,
+                                                    exports.labels)
+    pushed, serving_dir = _push(exports.ensemble, tmp_path, examples)
+    tflite_version_dir = pushed.get_string_custom_property(executor.TFLITE_DESTINATION_PROPERTY)
+    assert os.path.basename(tflite_version_dir) == pushed.get_string_custom_property(
+        "pushed_version")
+    with open(os.path.join(tflite_version_dir, contract.TFLITE_EVAL_FILE)) as f:
+        recorded = json.load(f)
+    assert recorded["eval_images"] == len(exports.images)
+    assert set(recorded["accuracy"]) == set(tflite.QUANTIZATIONS)
+    assert sorted(os.listdir(tflite_version_dir)) == sorted(
+        [contract.TFLITE_EVAL_FILE] + [tflite.FILES[q] for q in recorded["written"]])
 
 
 def test_a_model_without_a_tflite_twin_is_pushed_all_the_same(tmp_path):

@@ -6,15 +6,18 @@ image [1, H, W, C] in [0, 1] -> class probabilities [1, C], test-time views and 
 mean included, the SavedModel's math after its Transform layer. Whoever runs it decodes and
 resizes with components/transform.py's `decode_images` first, as serving/tflite_predict.py does.
 
-Weights are stored as float16 (computation stays float32). The class names, in probability
-order, are a JSON list in the flatbuffer's metadata table under
-contract.TFLITE_CLASS_NAMES_METADATA: the file alone says what its outputs mean.
+Weights are stored as float16 (computation stays float32). Given the eval split, the
+dynamic-range int8 model (int8 weights, half float16's size) is measured beside it, as
+`fer-client predict --tflite` runs both, and written too when its accuracy is within
+INT8_MAX_ACCURACY_DROP of float16's. The class names, in probability order, are a JSON list in
+the flatbuffer's metadata table under contract.TFLITE_CLASS_NAMES_METADATA: the file alone says
+what its outputs mean.
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -23,12 +26,19 @@ from tensorflow.lite.python.convert_phase import ConverterError
 from tensorflow.lite.tools import flatbuffer_utils
 
 from components import contract
+from components.image_example_gen import tf_examples
+from serving import tflite_predict
 
 FLOAT16 = "float16"
-# Dynamic-range quantization (int8 weights, float activations): measured by bench/tflite_bench.py,
-# not written by the Pusher, which has no eval examples to check its accuracy against.
+# Dynamic-range quantization (int8 weights, float activations): a quarter of float32's size, half
+# of float16's, but its rounding can cost accuracy; written only when it kept its eval accuracy.
 DYNAMIC_INT8 = "dynamic_int8"
 QUANTIZATIONS = (FLOAT16, DYNAMIC_INT8)
+FILES = {FLOAT16: contract.TFLITE_FILE, DYNAMIC_INT8: contract.TFLITE_INT8_FILE}
+# The int8 model is published when its eval accuracy is at most this far (one point) below the
+# float16 model's, measured on the same images.
+INT8_MAX_ACCURACY_DROP = 0.01
+EVAL_BATCH = 64
 
 
 class NotConvertibleError(ValueError):
@@ -97,11 +107,48 @@ def _text(name) -> str:
     return name.decode() if isinstance(name, bytes) else str(name)
 
 
-def write_version(saved_model_dir: str, version_dir: str) -> str:
+def eval_accuracy(model_path: str, images: Sequence[bytes], labels: Sequence[int]) -> float:
+    """The accuracy of the TFLite model at `model_path` on encoded `images`, run as
+    `fer-client predict --tflite` runs it; `labels` index the model's class names."""
+    classifier = tflite_predict.TFLiteClassifier(model_path)
+    probabilities = [p.probabilities for p in classifier.predict(images, EVAL_BATCH)]
+    return float(np.mean(np.argmax(probabilities, axis=1) == np.asarray(labels)))
+
+
+def write_version(saved_model_dir: str, version_dir: str,
+                  eval_examples_uri: Optional[str] = None) -> Dict:
     """Writes the float16 TFLite model of `saved_model_dir` to `version_dir`/contract.TFLITE_FILE
-    (creating the folder); returns the file's path."""
+    (creating the folder). With `eval_examples_uri` (an Examples artifact), also measures
+    float16 and dynamic-range int8 on its eval split, writes int8 beside float16
+    (contract.TFLITE_INT8_FILE) when it is at most INT8_MAX_ACCURACY_DROP below, and both
+    accuracies to contract.TFLITE_EVAL_FILE. Returns {quantization: path written}, plus "eval":
+    that file's content when there was an eval split to measure on."""
     os.makedirs(version_dir, exist_ok=True)
-    path = os.path.join(version_dir, contract.TFLITE_FILE)
+    written = {FLOAT16: _write(convert(saved_model_dir, FLOAT16), version_dir, FLOAT16)}
+    if eval_examples_uri is None:
+        return written
+    with open(written[FLOAT16], "rb") as f:
+        classes = tflite_predict.class_names(f.read())
+    split = tf_examples.labelled_images(eval_examples_uri, contract.EVAL_SPLIT, classes)
+    if not split.images:
+        return written
+    int8_path = _write(convert(saved_model_dir, DYNAMIC_INT8), version_dir, DYNAMIC_INT8)
+    accuracy = {FLOAT16: eval_accuracy(written[FLOAT16], split.images, split.labels),
+                DYNAMIC_INT8: eval_accuracy(int8_path, split.images, split.labels)}
+    if accuracy[DYNAMIC_INT8] >= accuracy[FLOAT16] - INT8_MAX_ACCURACY_DROP:
+        written[DYNAMIC_INT8] = int8_path
+    else:
+        os.remove(int8_path)
+    written["eval"] = {"eval_images": len(split.images), "accuracy": accuracy,
+                       "max_int8_accuracy_drop": INT8_MAX_ACCURACY_DROP,
+                       "written": [q for q in QUANTIZATIONS if q in written]}
+    with open(os.path.join(version_dir, contract.TFLITE_EVAL_FILE), "w") as f:
+        json.dump(written["eval"], f, indent=2)
+    return written
+
+
+def _write(model: bytes, version_dir: str, quantization: str) -> str:
+    path = os.path.join(version_dir, FILES[quantization])
     with open(path, "wb") as f:
-        f.write(convert(saved_model_dir, FLOAT16))
+        f.write(model)
     return path

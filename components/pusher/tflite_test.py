@@ -1,7 +1,11 @@
 """The TFLite twin of an exported model against the SavedModel itself, on 36 held-out faces:
 the same probabilities within PROBABILITY_TOLERANCE, the same accuracy within half a point, for
 one network with ten test-time crops and for an ensemble of two; its class names in its
-metadata; what cannot be converted is refused by name."""
+metadata; the int8 model written beside it only when it keeps its eval accuracy; what cannot be
+converted is refused by name."""
+import json
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -34,7 +38,7 @@ def _saved_model_probabilities(saved_model_dir, images):
 @pytest.mark.parametrize("which", ["single", "ensemble"])
 def test_tflite_float16_matches_the_saved_model(exports, which, tmp_path):
     saved_model_dir = getattr(exports, which)
-    path = tflite.write_version(saved_model_dir, str(tmp_path / "1"))
+    path = tflite.write_version(saved_model_dir, str(tmp_path / "1"))[tflite.FLOAT16]
     classifier = tflite_predict.TFLiteClassifier(path)
     expected = _saved_model_probabilities(saved_model_dir, exports.images)
     got = classifier.probabilities(classifier.preprocess(exports.images))
@@ -94,3 +98,57 @@ def test_bfloat16_arithmetic_is_refused_as_not_convertible(tmp_path):
 def test_an_unknown_quantization_is_refused(exports):
     with pytest.raises(ValueError, match="quantization"):
         tflite.convert(exports.single, "int4")
+
+
+def test_with_eval_examples_both_are_measured_and_int8_kept_within_a_point(exports, tmp_path):
+    examples = tflite_models.eval_examples_artifact(tmp_path / "examples", exports.images,
+                                                    exports.labels)
+    written = tflite.write_version(exports.single, str(tmp_path / "1"), examples)
+
+    with open(tmp_path / "1" / contract.TFLITE_EVAL_FILE) as f:
+        recorded = json.load(f)
+    assert recorded == written["eval"]
+    assert recorded["eval_images"] == len(exports.images)
+    classifier = tflite_predict.TFLiteClassifier(written[tflite.FLOAT16])
+    float16 = classifier.probabilities(classifier.preprocess(exports.images)).argmax(axis=1)
+    assert recorded["accuracy"][tflite.FLOAT16] == pytest.approx(
+        np.mean(float16 == exports.labels))
+    int8_kept = (recorded["accuracy"][tflite.DYNAMIC_INT8]
+                 >= recorded["accuracy"][tflite.FLOAT16] - tflite.INT8_MAX_ACCURACY_DROP)
+    assert os.path.exists(tmp_path / "1" / contract.TFLITE_INT8_FILE) == int8_kept
+    assert recorded["written"] == [tflite.FLOAT16] + [tflite.DYNAMIC_INT8] * int8_kept
+
+
+@pytest.mark.parametrize("int8_drop, kept", [(0.01, True), (0.0101, False)])
+def test_int8_is_written_only_within_a_point_of_float16(exports, tmp_path, monkeypatch,
+                                                        int8_drop, kept):
+    def accuracy(model_path, images, labels):
+        return 0.8 - (int8_drop if model_path.endswith(contract.TFLITE_INT8_FILE) else 0)
+
+    monkeypatch.setattr(tflite, "eval_accuracy", accuracy)
+    examples = tflite_models.eval_examples_artifact(tmp_path / "examples", exports.images,
+                                                    exports.labels)
+    written = tflite.write_version(exports.single, str(tmp_path / "1"), examples)
+    assert os.path.exists(tmp_path / "1" / contract.TFLITE_INT8_FILE) == kept
+    assert (tflite.DYNAMIC_INT8 in written) == kept
+    if kept:
+        assert tflite_predict.class_names(
+            (tmp_path / "1" / contract.TFLITE_INT8_FILE).read_bytes()) == tflite_models.LABELS
+
+
+def test_eval_examples_of_other_classes_are_left_out(exports, tmp_path):
+    """Only the model's classes are measured (a run trained without `disgust` keeps its
+    examples in the eval split: ExampleGen lists them, Transform filters them)."""
+    names = [*tflite_models.LABELS, "disgust"]
+    images = exports.images[:6]
+    labels = np.array([3, 0, 3, 1, 2, 3])
+    examples = tflite_models.eval_examples_artifact(tmp_path / "examples", images, labels, names)
+    written = tflite.write_version(exports.single, str(tmp_path / "1"), examples)
+    assert written["eval"]["eval_images"] == 3
+
+
+def test_an_empty_eval_split_writes_float16_alone(exports, tmp_path):
+    examples = tflite_models.eval_examples_artifact(tmp_path / "examples", [], [])
+    written = tflite.write_version(exports.single, str(tmp_path / "1"), examples)
+    assert set(written) == {tflite.FLOAT16}
+    assert sorted(os.listdir(tmp_path / "1")) == [contract.TFLITE_FILE]
