@@ -124,6 +124,7 @@ def _print_models(outputs) -> None:
     from components.model_selector import executor as selector_executor
     from components.model_selector import selection as selection_lib
     from components.pusher import executor as pusher_executor
+    from components.pusher import tflite
 
     if "ModelSelector" not in outputs.nodes:
         return
@@ -145,6 +146,9 @@ def _print_models(outputs) -> None:
     if "Pusher" in outputs.nodes:
         pushed = outputs["Pusher"].artifacts["pushed_model"][0]
         print(f"  pushed: {pusher_executor.describe_push(pushed)}")
+        tflite_dir = pusher_executor.pushed_tflite_destination(pushed)
+        if tflite_dir:
+            print(f"  tflite: {tflite.describe(tflite_dir, tflite.read_eval(tflite_dir))}")
 
 
 EXIT_FAILED = 1      # a component failed (training error, ...)

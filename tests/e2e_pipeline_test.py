@@ -462,3 +462,6 @@ def test_the_pushed_version_has_a_tflite_twin_that_scores_as_the_saved_model(fir
                np.mean(served.argmax(axis=1) == truth)) <= 0.005
     assert scored["eval_images"] == len(paths)
     assert scored["accuracy"]["float16"] == pytest.approx(np.mean(local.argmax(axis=1) == truth))
+    report_dir = outputs["RunReport"].uri(report_executor.REPORT_KEY)
+    with open(os.path.join(report_dir, run_report.REPORT_FILE)) as f:
+        assert f"<p>TFLite: {tflite_dir}: accuracy on {len(paths)} eval images" in f.read()

@@ -50,6 +50,15 @@ def pushed_destination(pushed_model) -> Optional[str]:
     return pushed.get_string_custom_property(PUSHED_DESTINATION_PROPERTY)
 
 
+def pushed_tflite_destination(pushed_model) -> Optional[str]:
+    """The TFLite version directory pushed with the model (an ML Metadata PushedModel), or None
+    when the push had no TFLite twin or nothing was pushed."""
+    if not pushed_destination(pushed_model):
+        return None
+    return _readable(pushed_model).get_string_custom_property(
+        TFLITE_DESTINATION_PROPERTY) or None
+
+
 def describe_push(pushed_model) -> str:
     """The version directory pushed, or why nothing was (an ML Metadata PushedModel)."""
     destination = pushed_destination(pushed_model)

@@ -152,3 +152,27 @@ def _write(model: bytes, version_dir: str, quantization: str) -> str:
     with open(path, "wb") as f:
         f.write(model)
     return path
+
+
+def read_eval(version_dir: str) -> Optional[Dict]:
+    """What write_version recorded in `version_dir`/contract.TFLITE_EVAL_FILE, None when it
+    measured nothing (no eval split given)."""
+    path = os.path.join(version_dir, contract.TFLITE_EVAL_FILE)
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def describe(version_dir: str, recorded: Optional[Dict]) -> str:
+    """One line on a version's TFLite files for the report and the model card: where, and
+    how each form scored on the eval split."""
+    if recorded is None:
+        return f"float16 in {version_dir} (not measured on an eval split)"
+    accuracy = recorded["accuracy"]
+    int8 = (f"int8 {accuracy[DYNAMIC_INT8]:.4f}, written beside it"
+            if DYNAMIC_INT8 in recorded["written"] else
+            f"int8 {accuracy[DYNAMIC_INT8]:.4f}, more than "
+            f"{100 * recorded['max_int8_accuracy_drop']:g} point below, not written")
+    return (f"{version_dir}: accuracy on {recorded['eval_images']} eval images float16 "
+            f"{accuracy[FLOAT16]:.4f}; {int8}")

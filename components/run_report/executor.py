@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import tensorflow as tf
 from absl import logging
@@ -17,6 +17,7 @@ from components import contract
 from components.image_example_gen import ingest_report, tf_examples
 from components.model_selector import selection as selection_lib
 from components.pusher import executor as pusher_executor
+from components.pusher import tflite
 from components.run_report import mistakes, report, sources
 
 EXAMPLES_KEY = "examples"
@@ -94,6 +95,7 @@ class Executor(base_executor.BaseExecutor):
             winner=selection.winner if selection else None,
             pushed_destination=(pusher_executor.pushed_destination(pushed.mlmd_artifact)
                                 if pushed else None),
+            pushed_tflite=_tflite_line(pushed),
             artifacts={"examples": examples.uri, "statistics": statistics.uri,
                        "anomalies": anomalies.uri, **artifacts},
             galleries=galleries, attention=attention, report_images=report_images)
@@ -107,6 +109,13 @@ class Executor(base_executor.BaseExecutor):
                                  overwrite=True)
         output.set_string_custom_property(REPORT_PATH_PROPERTY,
                                           os.path.join(output.uri, report.REPORT_FILE))
+
+
+def _tflite_line(pushed) -> Optional[str]:
+    """The pushed version's TFLite twin and its eval scores, None without one."""
+    destination = (pusher_executor.pushed_tflite_destination(pushed.mlmd_artifact)
+                   if pushed else None)
+    return tflite.describe(destination, tflite.read_eval(destination)) if destination else None
 
 
 def _mistakes_and_attention(input_dict, examples_uri: str, label_names: List[str]):

@@ -52,6 +52,7 @@ class ModelCard:
     candidates: List[Tuple[str, float, float, str]]
     data_limits: List[str]
     gallery_figure: Optional[str] = None    # the pushed model's mistakes, when faces are shown
+    tflite: Optional[str] = None            # its TFLite twin and scores (tflite.describe)
 
     @classmethod
     def build(cls, inputs, scores: Dict[str, Dict[str, Dict[str, float]]]) -> "ModelCard":
@@ -89,6 +90,7 @@ class ModelCard:
             details=details, data=data, label_names=list(inputs.label_names), overall=overall,
             per_class=scores.get(winner, {}) if winner else {}, candidates=candidates,
             gallery_figure=(_gallery_of(inputs, winner) or (None,))[0],
+            tflite=inputs.pushed_tflite if winner else None,
             data_limits=_data_limits(
                 data.get(contract.TRAIN_SPLIT, {}), scores.get(winner, {}) if winner else {},
                 inputs.evaluations[winner].matrix if winner else None, list(inputs.label_names),
@@ -105,6 +107,8 @@ class ModelCard:
         if self.pushed_version:
             lines += [f"Served as model `{self.model_name}`, version `{self.pushed_version}` "
                       f"(`{self.pushed_destination}`).", ""]
+            if self.tflite:
+                lines += [f"TFLite, for devices: {self.tflite}.", ""]
             lines += ["## Model", ""] + [f"- **{k}**: {v}" for k, v in self.details] + [""]
         else:
             lines += ["No candidate was blessed, so no model was pushed by this run.", ""]
@@ -133,6 +137,8 @@ class ModelCard:
             parts.append(f"<p>Served as model <code>{html.escape(self.model_name)}</code>, "
                          f"version <code>{html.escape(self.pushed_version)}</code> "
                          f"(<code>{html.escape(str(self.pushed_destination))}</code>).</p>")
+            if self.tflite:
+                parts.append(f"<p>TFLite, for devices: {html.escape(self.tflite)}.</p>")
             parts.append("<h2>Model</h2>" + html_page.table(None, self.details))
         else:
             parts.append("<p>No candidate was blessed, so no model was pushed by this run.</p>")

@@ -104,6 +104,7 @@ class ReportInputs:
     selection_metric: Optional[str] = None
     winner: Optional[str] = None
     pushed_destination: Optional[str] = None   # the version directory, None: nothing pushed
+    pushed_tflite: Optional[str] = None        # its TFLite twin and scores (tflite.describe)
     artifacts: Dict[str, str] = dataclasses.field(default_factory=dict)  # name -> URI, shown
     galleries: Dict[str, Gallery] = dataclasses.field(default_factory=dict)  # candidate ->
     # architecture -> class -> Grad-CAM overlays of right, then wrong answers
@@ -286,6 +287,8 @@ def _outcome_section(inputs: ReportInputs) -> str:
         parts.append(f"<p>{line}.</p>")
         parts.append("<p>Pushed: " + (f"<code>{html.escape(pushed)}</code>" if pushed else
                                       "nothing") + "</p>")
+        if pushed and inputs.pushed_tflite:
+            parts.append(f"<p>TFLite: {html.escape(inputs.pushed_tflite)}</p>")
     else:
         parts.append("<p>No models in this run: the data half only.</p>")
     parts.append(f'<p>Model card: <a href="{MODEL_CARD_HTML}">{MODEL_CARD_HTML}</a> '

@@ -193,3 +193,20 @@ def test_report_images_none_leaves_every_face_out(tmp_path):
     card = (tmp_path / report.MODEL_CARD_MD).read_text()
     assert "Weakest class on the eval split: sad" in card and ".png" not in card
     assert "Article 5(1)(f)" in card
+
+
+def test_the_pushed_tflite_twin_and_its_scores_are_named(tmp_path):
+    from components.pusher import tflite
+
+    recorded = {"eval_images": 30, "accuracy": {"float16": 0.8, "dynamic_int8": 0.7667},
+                "max_int8_accuracy_drop": 0.01, "written": ["float16"]}
+    inputs = _inputs()
+    inputs.pushed_tflite = tflite.describe("/serving/fer-tflite/1764150000", recorded)
+    report.write_report(inputs, str(tmp_path))
+    line = ("/serving/fer-tflite/1764150000: accuracy on 30 eval images float16 0.8000; "
+            "int8 0.7667, more than 1 point below, not written")
+    assert f"<p>TFLite: {line}</p>" in (tmp_path / report.REPORT_FILE).read_text()
+    assert f"TFLite, for devices: {line}." in (tmp_path / report.MODEL_CARD_MD).read_text()
+    recorded["written"].append("dynamic_int8")
+    assert tflite.describe("d", recorded).endswith("int8 0.7667, written beside it")
+    assert tflite.describe("d", None) == "float16 in d (not measured on an eval split)"
