@@ -18,12 +18,10 @@ import tensorflow as tf
 
 from components import contract, transform
 from components.image_example_gen import tf_examples
-from tests import image_folders
+from tests import image_folders, transform_graphs
 
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           "schema", "schema.pbtxt")
-IMAGE_SIZE = 32
-LABELS = ["angry", "happy", "sad"]
+IMAGE_SIZE = transform_graphs.IMAGE_SIZE
+LABELS = transform_graphs.LABELS
 TRAIN_PER_CLASS = 40
 HELD_OUT_PER_CLASS = 12   # 36 held-out images
 
@@ -34,38 +32,6 @@ class TrainedExports:
     ensemble: str               # SavedModel dir: the mean of two networks
     images: List[bytes]         # held-out encoded faces
     labels: np.ndarray          # their label ids (index into LABELS)
-
-
-def _raw_example(label: int, seed: int) -> dict:
-    name = LABELS[label]
-    return {contract.IMAGE_KEY: [image_folders.encode(image_folders.face(name, seed))],
-            contract.LABEL_KEY: [label], contract.LABEL_NAME_KEY: [name.encode()],
-            contract.SOURCE_PATH_KEY: [f"Training/{name}/{seed}.jpg".encode()],
-            contract.IMAGE_HEIGHT_KEY: [48], contract.IMAGE_WIDTH_KEY: [48],
-            contract.IMAGE_CHANNELS_KEY: [1], contract.IMAGE_FORMAT_KEY: [b"JPEG"]}
-
-
-def write_transform_graph(out_dir: str) -> str:
-    """What TFX's Transform writes as its transform_graph, for the pipeline's preprocessing_fn
-    at IMAGE_SIZE px."""
-    import apache_beam as beam
-    import tensorflow_transform as tft
-    import tensorflow_transform.beam as tft_beam
-    from tensorflow_transform.tf_metadata import dataset_metadata
-    from tfx.utils import io_utils
-
-    metadata = dataset_metadata.DatasetMetadata(io_utils.SchemaReader().read(SCHEMA_FILE))
-
-    def preprocessing_fn(inputs):
-        return transform.preprocessing_fn(inputs, {transform.IMAGE_SIZE_CONFIG_KEY: IMAGE_SIZE})
-
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        raw = pipeline | beam.Create([_raw_example(i % len(LABELS), i) for i in range(3)])
-        transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
-        _ = metadata | "raw metadata" >> tft_beam.WriteMetadata(
-            os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline)
-    return out_dir
 
 
 def _faces(per_class: int, first_seed: int):
@@ -103,7 +69,7 @@ def trained_exports(root: str) -> TrainedExports:
     from components.models import export
 
     tf_transform_output = tft.TFTransformOutput(
-        write_transform_graph(os.path.join(root, "transform_graph")))
+        transform_graphs.write(os.path.join(root, "transform_graph")))
     train_bytes, train_labels = _faces(TRAIN_PER_CLASS, first_seed=0)
     pixels = transform.decode_images(np.array(train_bytes, dtype=object), IMAGE_SIZE, 1).numpy()
     networks = [_train_network(pixels, train_labels, seed) for seed in (1, 2)]

@@ -5,57 +5,23 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
-import apache_beam as beam
 import numpy as np
 import pytest
-import tensorflow_transform.beam as tft_beam
-from tensorflow_transform.tf_metadata import dataset_metadata
 from tfx.types import standard_artifacts
-from tfx.utils import io_utils, path_utils
+from tfx.utils import path_utils
 
-from components import contract, transform, warmup
+from components import contract, warmup
 from components.ensemble import ensemble, executor
 from components.models import export, input_pipeline, trainer, warm_start
 from components.models.training_config import TrainConfig
-from tests import image_folders
+from tests import image_folders, transform_graphs
 
-# The curated schema, found from this file: component tests do not import the pipeline package.
-SCHEMA_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "schema", "schema.pbtxt")
-IMAGE_SIZE = 32          # the demo profile's
-LABELS = ["angry", "happy", "sad"]
+IMAGE_SIZE = transform_graphs.IMAGE_SIZE
+LABELS = transform_graphs.LABELS
 # Each member with other test-time views, one of them augmenting inside its training model.
 MEMBER_SETTINGS = {"vgg16": {"test_time_augmentation": "flip", "augment_in_model": True},
                    "resnet50": {"test_time_augmentation": "crops", "tta_shift": 3}}
-
-
-def _raw_example(label: int, seed: int) -> dict:
-    name = LABELS[label]
-    return {contract.IMAGE_KEY: [image_folders.encode(image_folders.face(name, seed))],
-            contract.LABEL_KEY: [label], contract.LABEL_NAME_KEY: [name.encode()],
-            contract.SOURCE_PATH_KEY: [f"Training/{name}/{seed}.jpg".encode()],
-            contract.IMAGE_HEIGHT_KEY: [48], contract.IMAGE_WIDTH_KEY: [48],
-            contract.IMAGE_CHANNELS_KEY: [1], contract.IMAGE_FORMAT_KEY: [b"JPEG"]}
-
-
-def _write_transform_graph(out_dir: str) -> str:
-    """What TFX's Transform writes as its transform_graph, for the pipeline's preprocessing_fn."""
-    import tensorflow_transform as tft
-
-    metadata = dataset_metadata.DatasetMetadata(io_utils.SchemaReader().read(SCHEMA_FILE))
-
-    def preprocessing_fn(inputs):
-        return transform.preprocessing_fn(inputs, {transform.IMAGE_SIZE_CONFIG_KEY: IMAGE_SIZE})
-
-    with beam.Pipeline() as pipeline, tft_beam.Context(temp_dir=tempfile.mkdtemp()):
-        raw = pipeline | beam.Create([_raw_example(i % len(LABELS), i) for i in range(3)])
-        transform_fn = (raw, metadata) | tft_beam.AnalyzeDataset(preprocessing_fn)
-        _ = transform_fn | tft_beam.WriteTransformFn(out_dir)
-        _ = metadata | "raw metadata" >> tft_beam.WriteMetadata(
-            os.path.join(out_dir, tft.TFTransformOutput.RAW_METADATA_DIR), pipeline)
-    return out_dir
 
 
 def _train_member(arch: str, model_uri: str, tf_transform_output, seed: int) -> str:
@@ -88,7 +54,7 @@ def run(tmp_path_factory):
     import tensorflow_transform as tft
 
     root = tmp_path_factory.mktemp("ensemble")
-    graph = _write_transform_graph(str(root / "transform_graph"))
+    graph = transform_graphs.write(str(root / "transform_graph"))
     tf_transform_output = tft.TFTransformOutput(graph)
     members = {arch: _train_member(arch, str(root / f"Trainer_{arch}" / "model"),
                                    tf_transform_output, seed)

@@ -13,7 +13,7 @@ import tensorflow as tf
 from components import contract
 from components.pusher import tflite
 from serving import tflite_predict
-from tests import tflite_models, tiny_models
+from tests import tflite_models, tiny_models, transform_graphs
 
 # float16 weights, float32 arithmetic: each weight is off by at most 2^-11 of itself. Measured
 # on these networks: at most 2.3e-4 (one network, ten crops) and 1.7e-4 (the ensemble) for any
@@ -79,7 +79,7 @@ def test_bfloat16_arithmetic_is_refused_as_not_convertible(tmp_path):
 
     from components.models import export
 
-    graph = tflite_models.write_transform_graph(str(tmp_path / "transform_graph"))
+    graph = transform_graphs.write(str(tmp_path / "transform_graph"))
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     try:
         network = keras.Sequential([
