@@ -1,4 +1,5 @@
 """From a profile and a user's options to create_pipeline's arguments, and their checks."""
+import dataclasses
 import os
 
 import pytest
@@ -39,22 +40,29 @@ def test_profile_values_unless_the_user_sets_them():
     assert args["image_size"] == 64
 
 
-def test_a_run_budget_is_split_after_the_reserve_by_the_architectures_shares():
+def test_a_run_budget_is_split_after_the_reserve_by_the_architectures_shares(monkeypatch):
     cpu = configs.get_profile("cpu")
     assert cpu.time_budget_s == 7200
-    args = args_for(profile="cpu")
-    # ResNet50-fer, the slower, gets 1.4 shares to VGG16-fer's 1.
     trainers_s = 7200 - cpu.time_reserve_s
+    args = args_for(profile="cpu")
     assert [args["training"][a]["time_budget_s"] for a in ("vgg16", "resnet50")] == [
-        trainers_s / 2.4, trainers_s * 1.4 / 2.4]
-    # Shares are weights (the user's replace the profile's); one architecture alone gets all.
+        trainers_s / 2, trainers_s / 2]
+    budget = configs.time_budget(configs.RunOptions(data_root="/d", profile="cpu"))
+    assert budget.describe() == ("Time budget 2h00m: 15m00s for the data and evaluation, "
+                                 "Trainer vgg16 52m30s, Trainer resnet50 52m30s")
+    # Shares are weights: a profile's per architecture ...
+    weighted = dataclasses.replace(cpu, architecture_training={
+        **cpu.architecture_training,
+        "resnet50": {**cpu.architecture_training["resnet50"], "time_share": 1.4}})
+    monkeypatch.setitem(configs.PROFILES, "cpu", weighted)
+    args = args_for(profile="cpu")
+    assert [args["training"][a]["time_budget_s"] for a in ("vgg16", "resnet50")] == [
+        round(trainers_s / 2.4, 1), round(trainers_s * 1.4 / 2.4, 1)]
+    # ... the user's replace them; one architecture alone gets all.
     args = args_for(profile="cpu", time_budget_s=3600, training={"time_share": 2})
     assert args["training"]["vgg16"]["time_budget_s"] == (3600 - cpu.time_reserve_s) / 2
     args = args_for(profile="cpu", time_budget_s=3600, architectures=["resnet50"])
     assert args["training"]["resnet50"]["time_budget_s"] == 3600 - cpu.time_reserve_s
-    budget = configs.time_budget(configs.RunOptions(data_root="/d", profile="cpu"))
-    assert budget.describe() == ("Time budget 2h00m: 15m00s for the data and evaluation, "
-                                 "Trainer vgg16 43m45s, Trainer resnet50 1h01m")
 
 
 def test_no_budget_trains_by_epochs_and_a_trainer_budget_of_the_users_wins():
