@@ -85,9 +85,9 @@ def main(argv=None) -> int:
         records, labels, _ = tf_examples.labelled_images(examples_uri, split, label_names)
         probabilities = {}
         for arch in trainers:
-            model = run[f"Trainer_{arch}"].artifacts["model"][0]
-            model_dir = path_utils.serving_model_path(model.uri,
-                                                      path_utils.is_old_model_artifact(model))
+            # The Trainers of this project's TFX write the current layout (Format-Serving).
+            model_dir = path_utils.serving_model_path(run[f"Trainer_{arch}"].uri("model"),
+                                                      is_old_artifact=False)
             probabilities[arch] = sources.served_probabilities(model_dir, records)
         for row in rules(labels, probabilities, prior):
             print(json.dumps({"split": split, "examples": len(records), **row}), flush=True)
