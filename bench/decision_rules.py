@@ -16,7 +16,6 @@ quoted.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -29,11 +28,11 @@ import numpy as np  # noqa: E402
 from tfx.utils import path_utils  # noqa: E402
 
 from bench.ensemble_of_runs import scores  # noqa: E402
+from bench.run_report import latest_run_from_command_line  # noqa: E402
 from components import contract  # noqa: E402
 from components.image_example_gen import tf_examples  # noqa: E402
 from components.models import training_summary  # noqa: E402
 from components.run_report import sources  # noqa: E402
-from pipeline import configs, local_outputs, run_summary  # noqa: E402
 
 TAUS = (0.0, 0.5, 1.0)
 WEIGHTS = (0.5, 0.6, 0.7, 0.8)
@@ -62,17 +61,10 @@ def rules(labels: np.ndarray, probabilities: Dict[str, np.ndarray], prior: np.nd
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
-    args = parser.parse_args(argv)
-    layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
-    run = run_summary.latest_run(run_summary.sqlite_store(layout.metadata_path),
-                                 args.pipeline_name)
+    _, run, metadata_path = latest_run_from_command_line(__doc__, argv)
     trainers = [a for a in contract.ARCHITECTURES if run and f"Trainer_{a}" in run.nodes]
     if not trainers:
-        print(f"no run with a Trainer in {layout.metadata_path}", file=sys.stderr)
+        print(f"no run with a Trainer in {metadata_path}", file=sys.stderr)
         return 1
     examples_uri = next(n.uri("examples") for n in run.nodes.values()
                         if n.node_id.endswith("ExampleGen"))

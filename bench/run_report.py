@@ -40,17 +40,25 @@ def _seconds(execution) -> float:
     return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000.0
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
+def latest_run_from_command_line(description: str, argv=None):
+    """(ML Metadata store, the latest run or None, its metadata path) of `--output-dir` and
+    `--pipeline-name`, the arguments of the benchmarks that read a finished local run."""
+    parser = argparse.ArgumentParser(description=description,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--pipeline-name", default=configs.PIPELINE_NAME)
     args = parser.parse_args(argv)
     layout = local_outputs.OutputLayout(os.path.abspath(args.output_dir))
+    if not os.path.isfile(layout.metadata_path):  # a read-only store would not open
+        return None, None, layout.metadata_path
     store = run_summary.sqlite_store(layout.metadata_path)
-    run = run_summary.latest_run(store, args.pipeline_name)
+    return store, run_summary.latest_run(store, args.pipeline_name), layout.metadata_path
+
+
+def main(argv=None) -> int:
+    store, run, metadata_path = latest_run_from_command_line(__doc__, argv)
     if run is None:
-        print(f"no run of {args.pipeline_name} in {layout.metadata_path}", file=sys.stderr)
+        print(f"no run in {metadata_path}", file=sys.stderr)
         return 1
     executions_by_node = node_executions(store, run)
     seconds = {n: _seconds(e) for n, e in executions_by_node.items()}
