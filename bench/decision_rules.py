@@ -70,7 +70,7 @@ def main(argv=None) -> int:
                         if n.node_id.endswith("ExampleGen"))
     summary = training_summary.read_training_summary(run[f"Trainer_{trainers[0]}"].uri("model_run"))
     counts = summary["train_examples_per_class"]
-    label_names = list(counts)
+    label_names = list(counts)  # written in the model's label order
     prior = np.asarray([counts[n] for n in label_names], np.float64)
     prior /= prior.sum()
     for split in SPLITS:
